@@ -1,0 +1,49 @@
+"""Built-in datasets: ``load(name, contamination=0.2, seed=0, **options)`` → :class:`AnomalyDataset`.
+
+Every generator is deterministic given ``seed``; the test split does not depend on ``contamination``.
+Generators are imported on first use, so loading one dataset never pays for another's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from .base import AnomalyDataset
+
+__all__ = ["AnomalyDataset", "load", "register", "available"]
+
+# name → "module:function" inside this package
+_BUILTIN: dict[str, str] = {
+    "forging": "forging:make_forging",
+    "rolling": "rolling:make_rolling",
+    "machine_sound": "machine_sound:make_machine_sound",
+    "brick": "textures:make_brick",
+    "grass": "textures:make_grass",
+    "gravel": "textures:make_gravel",
+}
+_REGISTERED: dict[str, Callable[..., AnomalyDataset]] = {}
+
+
+def register(name: str, factory: Callable[..., AnomalyDataset]) -> None:
+    """Make ``load(name, ...)`` call ``factory(contamination=, seed=, **options)``."""
+    _REGISTERED[name] = factory
+
+
+def available() -> list[str]:
+    """Names that :func:`load` accepts."""
+    return sorted(set(_BUILTIN) | set(_REGISTERED))
+
+
+def _factory(name: str) -> Callable[..., AnomalyDataset]:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in _BUILTIN:
+        raise ValueError(f"unknown dataset {name!r}: use one of {available()}")
+    module, function = _BUILTIN[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+def load(name: str, contamination: float = 0.2, seed: int = 0, **options) -> AnomalyDataset:
+    """Generate (or read from an installed package) the dataset ``name``."""
+    return _factory(name)(contamination=contamination, seed=seed, **options)

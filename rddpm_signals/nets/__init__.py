@@ -1,0 +1,5 @@
+"""Noise-prediction networks."""
+
+from .unet import UNet
+
+__all__ = ["UNet"]

@@ -1,0 +1,183 @@
+"""The training loop for noise-prediction networks: AdamW, EMA, gradient clipping, bf16 autocast, a progress bar
+with the running loss, and atomic checkpoints that a later call resumes from.
+
+The loop knows nothing about anomaly detection; :class:`~rddpm_signals.detector.RobustDiffusion` drives it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .diffusion.noise import NoiseFn
+from .diffusion.schedule import NoiseSchedule
+from .losses import DiffusionLoss
+
+__all__ = ["TrainConfig", "TrainResult", "train", "autocast", "atomic_torch_save"]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float | None = 1.0
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast)
+    t_max: int | None = None  # train on t in [0, t_max); None = the whole schedule
+    warmup: int | None = None  # linear LR warm-up steps; None = min(100, steps // 10)
+    checkpoint_path: str | None = None
+    checkpoint_every: int = 500
+    verbose: bool = False
+    description: str = "fit"
+
+
+@dataclass
+class TrainResult:
+    ema: nn.Module
+    history: list[float] = field(default_factory=list)  # loss per step
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on ``device`` when ``precision == "bf16"``, a no-op context otherwise."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename, so no half-written file is ever left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the base rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), net.buffers(), strict=True):
+        e.copy_(b)
+
+
+def train(
+    net: nn.Module,
+    data: torch.Tensor,
+    schedule: NoiseSchedule,
+    loss_fn: DiffusionLoss,
+    noise_fn: NoiseFn,
+    config: TrainConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``net`` to predict the noise added to ``data`` ``(N, C, …)`` (already normalised, on the CPU).
+
+    Batches are drawn without replacement within an epoch from ``generator``; timesteps uniformly from
+    ``[0, t_max)``. If ``config.checkpoint_path`` holds a checkpoint of this run, training resumes from it.
+    Returns the EMA copy of the network (in eval mode) and the loss history.
+    """
+    n = data.shape[0]
+    if n == 0:
+        raise ValueError("no training samples: pass at least one sample to fit")
+    t_max = schedule.num_steps if config.t_max is None else int(config.t_max)
+    if not 1 <= t_max <= schedule.num_steps:
+        raise ValueError(f"t_max must lie in [1, {schedule.num_steps}], got {config.t_max}")
+    warmup = min(100, config.steps // 10) if config.warmup is None else config.warmup
+
+    net = net.to(device).train()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: list[float] = []
+    start, order, cursor = 0, torch.randperm(n, generator=generator), 0
+
+    ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["net"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        generator.set_state(state["generator"])
+        start, order, cursor = int(state["step"]), state["order"], int(state["cursor"])
+        history = state["history"].tolist()
+
+    def save_checkpoint(step: int) -> None:
+        atomic_torch_save(
+            {
+                "net": net.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "order": order,
+                "cursor": cursor,
+                "history": torch.tensor(history, dtype=torch.float64),
+            },
+            ckpt,
+        )
+
+    batch = min(config.batch_size, n)
+    bar = tqdm(range(start, config.steps), desc=config.description, disable=not config.verbose, leave=False)
+    running = None
+    for step in bar:
+        if cursor + batch > n:
+            order, cursor = torch.randperm(n, generator=generator), 0
+        idx = order[cursor : cursor + batch]
+        cursor += batch
+        x0 = data[idx].to(device, non_blocking=True)
+        t = torch.randint(0, t_max, (batch,), generator=generator).to(device)
+        noise = noise_fn(tuple(x0.shape), generator).to(device)
+        x_t = schedule.q_sample(x0, t, noise)
+
+        for group in opt.param_groups:
+            group["lr"] = config.lr * _lr_factor(step, config.steps, warmup)
+        with autocast(device, config.precision):
+            pred = net(x_t, t)
+        out = loss_fn(pred.float(), noise, t)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        opt.step()
+        # EMA warm-up: early on, follow the weights closely so a short run is not averaged with its random init.
+        _ema_update(ema, net, min(config.ema_decay, (1 + step) / (10 + step)))
+
+        value = float(out.loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"training loss became {value} at step {step}: lower lr or check the input scale"
+            )
+        history.append(value)
+        running = value if running is None else 0.98 * running + 0.02 * value
+        bar.set_postfix(loss=f"{running:.4f}")
+        if on_step is not None:
+            on_step(step, value)
+        if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            save_checkpoint(step + 1)
+    bar.close()
+    return TrainResult(ema=ema.eval(), history=history)
