@@ -1,8 +1,8 @@
 """rddpm-signals: robust denoising diffusion models that find and outline defects in contaminated industrial
 signals — waveforms, spectrograms and images."""
 
-from . import datasets, metrics
+from . import datasets, metrics, thresholds
 from .detector import RobustDiffusion
 
 __version__ = "0.1.0"
-__all__ = ["RobustDiffusion", "datasets", "metrics", "__version__"]
+__all__ = ["RobustDiffusion", "datasets", "metrics", "thresholds", "__version__"]

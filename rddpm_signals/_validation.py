@@ -19,7 +19,7 @@ def check_samples(X: object, dims: int, name: str = "X", n_channels: int | None 
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{name} could not be read as an array ({err}): pass a numpy array or a torch tensor") from None
+        raise ValueError(f"{name} could not be read as an array ({err}): pass a numpy array or torch tensor") from None
     layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}: pass a float array shaped {layout}")

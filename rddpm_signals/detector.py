@@ -16,18 +16,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._io import atomic_torch_save
 from ._validation import check_fitted, resolve_device
 from .base import BaseDetector, smooth_maps
+from .cleaning import SelfCleaning
 from .diffusion.noise import make_noise_fn
-from .diffusion.sampler import SAMPLERS, reconstruct
+from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
 from .losses import make_loss
 from .nets.unet import UNet
-from .training import TrainConfig, atomic_torch_save, autocast, train
+from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
+from .training import TrainConfig, autocast, train
 
 __all__ = ["RobustDiffusion", "robust_center_scale"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAP_NORMALIZATIONS = ("none", "position")
 # Offsets that keep the random streams of initialisation, training and scoring apart for one random_state.
 _TRAIN_STREAM, _SCORE_STREAM = 1, 2
 
@@ -63,13 +67,17 @@ class RobustDiffusion(BaseDetector):
     Parameters
     ----------
     dims: 1 or 2.
-    loss: ``"mse" | "l1" | "huber" | "pseudo_huber" | "lts"`` — the noise-prediction loss.
-    delta: Huber threshold δ (also the pseudo-Huber ``c``), in units of the noise (unit variance).
-    trim: LTS share of samples dropped from each batch.
+    loss: the noise-prediction loss, one of :data:`rddpm_signals.losses.LOSSES`: ``"mse"`` (plain DDPM), ``"l1"``,
+        ``"huber"``, ``"pseudo_huber"``, ``"lts"`` (the paper's), and the variants ``"huber_adaptive"``,
+        ``"pseudo_huber_scheduled"``, ``"lts_bucket"``, ``"lts_element"``, ``"tukey"``, ``"cauchy"``,
+        ``"geman_mcclure"`` (see :mod:`rddpm_signals.losses.objectives`).
+    delta: the loss's threshold: Huber δ / pseudo-Huber c in noise units, or for the scaled variants a multiple of
+        the running robust residual scale. ``None`` takes the loss's default.
+    trim: share trimmed by the LTS losses (samples, or elements for ``lts_element``); ``None``: the default.
     channels, channel_mult, num_res_blocks, attention: UNet width, levels, depth, mid-level attention.
     timesteps, schedule: length and kind (``"linear" | "cosine"``) of the noise schedule.
-    train_steps, batch_size, lr, weight_decay, ema_decay, grad_clip: the optimisation (AdamW, EMA weights are
-        used for scoring).
+    train_steps, batch_size, lr, weight_decay, ema_decay, grad_clip: the optimisation (AdamW; the EMA weights
+        are used for scoring).
     precision: ``"fp32"`` or ``"bf16"`` (autocast, for training and scoring).
     train_t_max: train only on timesteps below this (``None``: the whole schedule). Scoring never uses
         ``t >= t0``, so ``train_t_max`` a little above ``t0`` spends the training budget where it is used.
@@ -77,7 +85,12 @@ class RobustDiffusion(BaseDetector):
     reverse_steps: reverse steps back from ``t0`` (``None``: all ``t0`` of them).
     sampler: ``"ddpm"`` (ancestral) or ``"ddim"``; eta: DDIM stochasticity (0 = deterministic).
     noise: ``"gaussian"`` or ``"simplex"`` (AnoDDPM), for training and scoring alike.
+    self_clean: after ``clean_start`` of the training steps, score the training set ``clean_rounds`` times with the
+        current model and drop from the loss the points whose per-position robust z-score exceeds
+        ``clean_threshold`` (at most a ``clean_max_share`` of all points, dilated by ``clean_dilate``).
     n_reconstructions: reconstructions averaged into each map.
+    map_normalization: ``"none"`` (raw ``|x - x̂|``) or ``"position"``: a robust z-score per map position, learnt
+        from the training maps at the end of ``fit`` (needs test samples on the training grid).
     map_smoothing: Gaussian σ (in samples / pixels) applied to each map; 0 = none.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     scoring_batch_size: samples per batch when scoring.
@@ -87,15 +100,16 @@ class RobustDiffusion(BaseDetector):
     checkpoint_path: if set, ``fit`` checkpoints there and resumes from an existing checkpoint.
 
     Fitted attributes: ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
-    ``loss_history_`` ``(train_steps,)``, ``device_``.
+    ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_mask_`` (N, …grid) bool, the
+    training points excluded at the end; with position normalisation ``map_center_`` / ``map_scale_`` (…grid).
     """
 
     def __init__(
         self,
         dims: int = 1,
         loss: str = "huber",
-        delta: float = 1.0,
-        trim: float = 0.2,
+        delta: float | None = None,
+        trim: float | None = None,
         channels: int = 32,
         channel_mult: Sequence[int] = (1, 2, 2),
         num_res_blocks: int = 1,
@@ -115,7 +129,14 @@ class RobustDiffusion(BaseDetector):
         sampler: str = "ddpm",
         eta: float = 0.0,
         noise: str = "gaussian",
+        self_clean: bool = False,
+        clean_start: float = 0.3,
+        clean_rounds: int = 3,
+        clean_threshold: float = 3.0,
+        clean_max_share: float = 0.1,
+        clean_dilate: int = 2,
         n_reconstructions: int = 1,
+        map_normalization: str = "none",
         map_smoothing: float = 0.0,
         score_quantile: float = 0.99,
         scoring_batch_size: int = 64,
@@ -147,7 +168,14 @@ class RobustDiffusion(BaseDetector):
         self.sampler = sampler
         self.eta = eta
         self.noise = noise
+        self.self_clean = self_clean
+        self.clean_start = clean_start
+        self.clean_rounds = clean_rounds
+        self.clean_threshold = clean_threshold
+        self.clean_max_share = clean_max_share
+        self.clean_dilate = clean_dilate
         self.n_reconstructions = n_reconstructions
+        self.map_normalization = map_normalization
         self.map_smoothing = map_smoothing
         self.score_quantile = score_quantile
         self.scoring_batch_size = scoring_batch_size
@@ -171,6 +199,8 @@ class RobustDiffusion(BaseDetector):
                 f"train_t_max={self.train_t_max} is below t0={self.t0}: the model would be scored on timesteps it "
                 "never saw; raise train_t_max or leave it None"
             )
+        if self.map_normalization not in MAP_NORMALIZATIONS:
+            raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         make_noise_fn(self.noise)
 
     def _make_net(self, n_channels: int) -> UNet:
@@ -186,6 +216,15 @@ class RobustDiffusion(BaseDetector):
     def _schedule(self) -> NoiseSchedule:
         return NoiseSchedule.create(self.schedule, self.timesteps)
 
+    def _settings(self, fast: bool = False) -> ReconstructionSettings:
+        """The scoring reconstruction, or (``fast``) a ≤10-step DDIM one for self-cleaning."""
+        if fast:
+            steps = min(self.t0, 10)
+            return ReconstructionSettings(self._schedule(), self.t0, "ddim", steps, 0.0, make_noise_fn(self.noise))
+        return ReconstructionSettings(
+            self._schedule(), self.t0, self.sampler, self.reverse_steps, self.eta, make_noise_fn(self.noise)
+        )
+
     def _normalise(self, X: np.ndarray) -> torch.Tensor:
         shape = (1, -1) + (1,) * self.dims
         return torch.from_numpy((X - self.center_.reshape(shape)) / self.scale_.reshape(shape))
@@ -194,12 +233,38 @@ class RobustDiffusion(BaseDetector):
         shape = (1, -1) + (1,) * self.dims
         return Z.numpy() * self.scale_.reshape(shape) + self.center_.reshape(shape)
 
+    def _eps_model(self, net: torch.nn.Module):
+        device, precision = self.device_, self.precision
+
+        def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with autocast(device, precision):
+                return net(x_t, t).float()
+
+        return eps_model
+
+    def _raw_maps(self, Z: torch.Tensor, net: torch.nn.Module, fast: bool = False) -> tuple[np.ndarray, torch.Tensor]:
+        """Channel-mean ``|z - ẑ|`` ``(N, …grid)`` and the reconstructions, with the per-call scoring generator."""
+        maps, recon = error_maps(
+            self._eps_model(net),
+            Z,
+            self._settings(fast),
+            _generator(self.random_state, _SCORE_STREAM),
+            self.device_,
+            batch_size=self.scoring_batch_size,
+            n_reconstructions=1 if fast else self.n_reconstructions,
+        )
+        return maps.numpy().astype(np.float64), recon
+
     # ----------------------------------------------------------------------------------------------- fitting
     def fit(self, X: object, y: object = None) -> RobustDiffusion:
         """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``."""
         self._check_params()
         X = self._check_X(X, fitted=False)
-        loss_fn = make_loss(self.loss, delta=self.delta, trim=self.trim)
+        schedule = self._schedule()
+        t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
+        loss_fn = make_loss(
+            self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
+        )
         self.device_ = resolve_device(self.device)
         self.center_, self.scale_ = robust_center_scale(X)
         self.n_channels_ = int(X.shape[1])
@@ -221,89 +286,79 @@ class RobustDiffusion(BaseDetector):
             verbose=self.verbose,
             description=f"fit {self.loss}",
         )
+        reweighter = None
+        if self.self_clean:
+            reweighter = SelfCleaning(
+                lambda ema: self._raw_maps(data, ema, fast=True)[0],
+                self.train_steps,
+                start=self.clean_start,
+                rounds=self.clean_rounds,
+                threshold=self.clean_threshold,
+                max_share=self.clean_max_share,
+                dilate=self.clean_dilate,
+            )
         result = train(
             net,
             data,
-            self._schedule(),
+            schedule,
             loss_fn,
             make_noise_fn(self.noise),
             config,
             _generator(self.random_state, _TRAIN_STREAM),
             self.device_,
+            reweighter=reweighter,
         )
         self.net_ = result.ema
         self.loss_history_ = np.asarray(result.history, dtype=np.float64)
+        if result.weights is not None:
+            self.clean_mask_ = result.weights[:, 0].numpy() == 0
+        if self.map_normalization == "position":
+            self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
         return self
 
+    def _fit_map_normalization(self, train_maps: np.ndarray) -> None:
+        normalizer = PositionNormalizer().fit(smooth_maps(train_maps, self.map_smoothing))
+        self.map_center_, self.map_scale_ = normalizer.center_, normalizer.scale_
+
+    def _finish_maps(self, raw: np.ndarray) -> np.ndarray:
+        maps = smooth_maps(raw, self.map_smoothing)
+        if self.map_normalization == "position":
+            normalizer = PositionNormalizer()
+            normalizer.center_, normalizer.scale_ = self.map_center_, self.map_scale_
+            maps = normalizer.transform(maps)
+        return maps
+
     # ----------------------------------------------------------------------------------------------- scoring
-    def _eps_model(self):
-        check_fitted(self, "net_")
-        net, device, precision = self.net_, self.device_, self.precision
-
-        def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with autocast(device, precision):
-                return net(x_t, t).float()
-
-        return eps_model
-
-    def _reconstruct_normalised(self, Z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Reconstruct normalised ``Z`` ``(B, C, …)`` on the CPU; returns a CPU tensor of the same shape."""
-        out = reconstruct(
-            self._eps_model(),
-            Z.to(self.device_),
-            self._schedule(),
-            self.t0,
-            sampler=self.sampler,
-            reverse_steps=self.reverse_steps,
-            eta=self.eta,
-            noise_fn=make_noise_fn(self.noise),
-            generator=generator,
-        )
-        return out.float().cpu()
-
-    def _batches(self, n: int):
-        step = max(1, int(self.scoring_batch_size))
-        for start in range(0, n, step):
-            yield slice(start, min(n, start + step))
-
     @torch.no_grad()
     def reconstruct(self, X: object) -> np.ndarray:
-        """The "healthy" reconstruction of ``X``, same shape and units as ``X``."""
+        """The "healthy" reconstruction of ``X`` (mean of ``n_reconstructions``), same shape and units as ``X``."""
         X = self._check_X(X, fitted=True)
-        Z = self._normalise(X)
-        generator = _generator(self.random_state, _SCORE_STREAM)
-        parts = [self._reconstruct_normalised(Z[s], generator) for s in self._batches(len(Z))]
-        return self._denormalise(torch.cat(parts)).astype(np.float32)
+        _, recon = self._raw_maps(self._normalise(X), self.net_)
+        return self._denormalise(recon).astype(np.float32)
 
     @torch.no_grad()
     def anomaly_map(self, X: object) -> np.ndarray:
-        """``|x - x̂|`` in normalised units, averaged over channels (and reconstructions): ``(N, L)`` or
-        ``(N, H, W)``, higher = more anomalous."""
+        """``|x - x̂|`` in normalised units, averaged over channels and reconstructions, then smoothed and (with
+        ``map_normalization="position"``) z-scored per position: ``(N, L)`` or ``(N, H, W)``, higher = more
+        anomalous."""
         X = self._check_X(X, fitted=True)
-        Z = self._normalise(X)
-        generator = _generator(self.random_state, _SCORE_STREAM)
-        maps = []
-        for s in self._batches(len(Z)):
-            acc = torch.zeros((Z[s].shape[0], *Z.shape[2:]))
-            for _ in range(self.n_reconstructions):
-                acc += (Z[s] - self._reconstruct_normalised(Z[s], generator)).abs().mean(dim=1)
-            maps.append(acc / self.n_reconstructions)
-        return smooth_maps(torch.cat(maps).numpy().astype(np.float64), self.map_smoothing)
+        return self._finish_maps(self._raw_maps(self._normalise(X), self.net_)[0])
 
     # ----------------------------------------------------------------------------------------------- persistence
+    _FITTED_ARRAYS = ("center_", "scale_", "loss_history_", "map_center_", "map_scale_", "clean_mask_")
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write parameters, EMA weights and normalisation to ``path`` (atomically)."""
+        """Write parameters, EMA weights, normalisations and fitted arrays to ``path`` (atomically)."""
         check_fitted(self, "net_")
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.get_params().items()}
+        arrays = {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in self._FITTED_ARRAYS if hasattr(self, k)}
         atomic_torch_save(
             {
                 "format_version": FORMAT_VERSION,
                 "params": params,
                 "state_dict": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
-                "center": torch.from_numpy(self.center_),
-                "scale": torch.from_numpy(self.scale_),
                 "n_channels": self.n_channels_,
-                "loss_history": torch.from_numpy(self.loss_history_),
+                "arrays": arrays,
             },
             path,
         )
@@ -318,7 +373,8 @@ class RobustDiffusion(BaseDetector):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-            raise ValueError(f"{str(path)!r} is not a RobustDiffusion file ({type(err).__name__}): re-save it") from None
+            kind = type(err).__name__
+            raise ValueError(f"{str(path)!r} is not a RobustDiffusion file ({kind}): re-save it") from None
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{str(path)!r} is not a RobustDiffusion file of format {FORMAT_VERSION}: re-save it")
         params = dict(state["params"])
@@ -326,10 +382,9 @@ class RobustDiffusion(BaseDetector):
         if device is not None:
             params["device"] = device
         det = cls(**params)
-        det.center_ = state["center"].numpy()
-        det.scale_ = state["scale"].numpy()
+        for name, value in state["arrays"].items():
+            setattr(det, name, value.numpy())
         det.n_channels_ = int(state["n_channels"])
-        det.loss_history_ = state["loss_history"].numpy()
         det.device_ = resolve_device(det.device)
         net = det._make_net(det.n_channels_)
         net.load_state_dict(state["state_dict"])

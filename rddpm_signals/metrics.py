@@ -46,7 +46,10 @@ def f1_max(maps: object, masks: object) -> float:
 
 def sample_auroc(scores: object, labels: object) -> float:
     """ROC AUC of per-sample scores ``(N,)`` against 0/1 labels ``(N,)``."""
-    scores, labels = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(labels).astype(int).ravel()
+    scores, labels = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(labels).ravel()
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 (normal) or 1 (anomalous)")
+    labels = labels.astype(int)
     if scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must have the same length")
     if len(np.unique(labels)) != 2:
@@ -69,7 +72,8 @@ def aupro(maps: object, masks: object, fpr_limit: float = 0.3) -> float:
     weights = np.zeros(masks.shape, dtype=np.float64)
     n_regions = 0
     for i in range(masks.shape[0]):
-        labels, count = ndimage.label(masks[i])
+        # Diagonal neighbours join one region (8-connectivity in 2D), as in the MVTec-AD evaluation.
+        labels, count = ndimage.label(masks[i], structure=np.ones((3,) * masks[i].ndim))
         if count == 0:
             continue
         sizes = np.bincount(labels.ravel())

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._io import atomic_torch_save
 from .diffusion.noise import NoiseFn
 from .diffusion.schedule import NoiseSchedule
 from .losses import DiffusionLoss
 
-__all__ = ["TrainConfig", "TrainResult", "train", "autocast", "atomic_torch_save"]
+__all__ = ["TrainConfig", "TrainResult", "Reweighter", "train", "autocast"]
 
 
 @dataclass
@@ -46,6 +46,15 @@ class TrainConfig:
 class TrainResult:
     ema: nn.Module
     history: list[float] = field(default_factory=list)  # loss per step
+    weights: torch.Tensor | None = None  # the last per-element weights of a reweighter, (N, 1, …)
+
+
+class Reweighter(Protocol):
+    """Computes per-element loss weights for the whole training set from the current EMA network."""
+
+    def due(self, step: int) -> bool: ...
+
+    def __call__(self, ema: nn.Module) -> torch.Tensor: ...
 
 
 def autocast(device: torch.device, precision: str):
@@ -53,20 +62,6 @@ def autocast(device: torch.device, precision: str):
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename, so no half-written file is ever left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -95,12 +90,15 @@ def train(
     generator: torch.Generator,
     device: torch.device,
     on_step: Callable[[int, float], None] | None = None,
+    reweighter: Reweighter | None = None,
 ) -> TrainResult:
     """Train ``net`` to predict the noise added to ``data`` ``(N, C, …)`` (already normalised, on the CPU).
 
     Batches are drawn without replacement within an epoch from ``generator``; timesteps uniformly from
     ``[0, t_max)``. If ``config.checkpoint_path`` holds a checkpoint of this run, training resumes from it.
-    Returns the EMA copy of the network (in eval mode) and the loss history.
+    ``reweighter``, when given, is asked before every step whether new per-element loss weights are due; if so it
+    computes them from the EMA network (``(N, 1, …)``, 0 = ignore that training point), e.g. for self-cleaning.
+    Returns the EMA copy of the network (in eval mode), the loss history and the last weights.
     """
     n = data.shape[0]
     if n == 0:
@@ -114,6 +112,7 @@ def train(
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[float] = []
+    weights: torch.Tensor | None = None
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
 
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
@@ -125,6 +124,8 @@ def train(
         generator.set_state(state["generator"])
         start, order, cursor = int(state["step"]), state["order"], int(state["cursor"])
         history = state["history"].tolist()
+        loss_fn.load_state_dict(state["loss"])
+        weights = state["weights"] if state["weights"].numel() else None
 
     def save_checkpoint(step: int) -> None:
         atomic_torch_save(
@@ -137,6 +138,8 @@ def train(
                 "order": order,
                 "cursor": cursor,
                 "history": torch.tensor(history, dtype=torch.float64),
+                "loss": loss_fn.state_dict(),
+                "weights": torch.empty(0) if weights is None else weights,
             },
             ckpt,
         )
@@ -145,6 +148,8 @@ def train(
     bar = tqdm(range(start, config.steps), desc=config.description, disable=not config.verbose, leave=False)
     running = None
     for step in bar:
+        if reweighter is not None and reweighter.due(step):
+            weights = reweighter(ema)
         if cursor + batch > n:
             order, cursor = torch.randperm(n, generator=generator), 0
         idx = order[cursor : cursor + batch]
@@ -158,7 +163,8 @@ def train(
             group["lr"] = config.lr * _lr_factor(step, config.steps, warmup)
         with autocast(device, config.precision):
             pred = net(x_t, t)
-        out = loss_fn(pred.float(), noise, t)
+        w = None if weights is None else weights[idx].to(device)
+        out = loss_fn(pred.float(), noise, t, weight=w)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if config.grad_clip:
@@ -180,4 +186,4 @@ def train(
         if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
             save_checkpoint(step + 1)
     bar.close()
-    return TrainResult(ema=ema.eval(), history=history)
+    return TrainResult(ema=ema.eval(), history=history, weights=weights)

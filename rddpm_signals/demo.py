@@ -1,0 +1,79 @@
+"""The five-minute demo: robust (Huber) against plain (MSE) diffusion on contaminated forging strokes.
+
+Both detectors get the same data, budget and seed; only the loss differs. Prints a table of pixel AUROC / AUPRC on
+the labelled test strokes and writes it (markdown) beside a CSV when ``out`` is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+from . import datasets, metrics
+from ._io import atomic_write_text
+from .detector import RobustDiffusion
+
+__all__ = ["run_demo", "DEMO_CONFIG"]
+
+#: Shared by both detectors; chosen so that the two fits and scorings take about two minutes on 2 CPU cores.
+DEMO_CONFIG = dict(dims=1, channels=32, train_steps=1500, batch_size=16, t0=100, random_state=0)
+
+
+def run_demo(
+    contamination: float = 0.2,
+    seed: int = 0,
+    losses: tuple[str, ...] = ("huber", "mse"),
+    out: str | os.PathLike | None = None,
+    verbose: bool = True,
+    **overrides,
+) -> list[dict]:
+    """Train one detector per loss on ``forging`` at ``contamination``; return (and print) one row per loss."""
+    data = datasets.load("forging", contamination=contamination, seed=seed)
+    if verbose:
+        print(f"{data}\nsame budget for every loss: {DEMO_CONFIG | overrides}", flush=True)
+    rows = []
+    for loss in losses:
+        start = time.perf_counter()
+        det = RobustDiffusion(loss=loss, verbose=verbose, **(DEMO_CONFIG | {"random_state": seed} | overrides))
+        det.fit(data.train_x)
+        fit_s = time.perf_counter() - start
+        maps = det.anomaly_map(data.test_x)
+        rows.append(
+            {
+                "loss": loss,
+                "delta": det.delta if loss in ("huber", "pseudo_huber") else "",
+                "contamination": contamination,
+                "pixel_auroc": round(metrics.pixel_auroc(maps, data.test_mask), 4),
+                "pixel_auprc": round(metrics.pixel_auprc(maps, data.test_mask), 4),
+                "fit_s": round(fit_s, 1),
+                "score_s": round(time.perf_counter() - start - fit_s, 1),
+            }
+        )
+        if verbose:
+            print(rows[-1], flush=True)
+    table = _markdown(rows)
+    if verbose:
+        print("\n" + table)
+    if out is not None:
+        out = Path(out)
+        atomic_write_text(out / "demo.md", table + "\n")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "demo.csv", buf.getvalue())
+    return rows
+
+
+def _markdown(rows: list[dict]) -> str:
+    head = "| loss | δ | contamination | pixel AUROC | pixel AUPRC | fit s | score s |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['loss']} | {r['delta']} | {r['contamination']:.0%} | {r['pixel_auroc']:.3f} | "
+            f"{r['pixel_auprc']:.3f} | {r['fit_s']} | {r['score_s']} |"
+        )
+    return "\n".join(lines)

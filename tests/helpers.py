@@ -1,0 +1,16 @@
+"""Shared test settings: detector configurations small enough for a 2-core CI machine."""
+
+TINY_1D = dict(
+    dims=1,
+    channels=8,
+    channel_mult=(1, 2),
+    attention=False,
+    timesteps=50,
+    t0=5,
+    train_steps=6,
+    batch_size=4,
+    verbose=False,
+    device="cpu",
+    random_state=0,
+)
+TINY_2D = {**TINY_1D, "dims": 2}
