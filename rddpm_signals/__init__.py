@@ -2,7 +2,8 @@
 signals — waveforms, spectrograms and images."""
 
 from . import datasets, metrics, thresholds
+from .baselines import RPCA, SSD
 from .detector import RobustDiffusion
 
 __version__ = "0.1.0"
-__all__ = ["RobustDiffusion", "datasets", "metrics", "thresholds", "__version__"]
+__all__ = ["RobustDiffusion", "RPCA", "SSD", "datasets", "metrics", "thresholds", "__version__"]
