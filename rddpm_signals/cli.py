@@ -105,6 +105,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, _ = read_samples(args.data, args.contamination, args.seed)
+    with np.load(args.maps, allow_pickle=False) as z:
+        if "maps" not in z.files:
+            raise ValueError(f"{args.maps!r} has no 'maps' array: pass the .npz written by 'rddpm-signals score'")
+        maps, scores = z["maps"], z["scores"]
+    if maps.shape[0] != X.shape[0] or maps.shape[1:] != X.shape[2:]:
+        raise ValueError(f"maps {maps.shape} do not match the data {X.shape}: score the same data first")
+    picks = args.samples if args.samples else list(np.argsort(-scores)[:3])
+    fig, axes = plt.subplots(len(picks), 2, figsize=(9, 2.2 * len(picks)), squeeze=False)
+    for (ax_x, ax_m), i in zip(axes, picks, strict=True):
+        if X.ndim == 3:
+            ax_x.plot(X[i].T, lw=0.7)
+            ax_m.plot(maps[i], color="C3", lw=0.8)
+        else:
+            ax_x.imshow(X[i].mean(axis=0), cmap="gray")
+            ax_m.imshow(maps[i], cmap="magma")
+        ax_x.set_ylabel(f"#{i} score {scores[i]:.2f}", fontsize=8)
+    axes[0, 0].set_title("input")
+    axes[0, 1].set_title("anomaly map")
+    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    print(f"plotted samples {[int(i) for i in picks]} to {args.out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rddpm-signals", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -143,6 +174,18 @@ def _parser() -> argparse.ArgumentParser:
     data_options(score)
     score.set_defaults(run=_cmd_score)
 
+    plot = sub.add_parser("plot", help="plot inputs beside their anomaly maps (highest scores by default)")
+    plot.add_argument("maps", help="the .npz written by 'score'")
+    plot.add_argument("data", help="the data that was scored")
+    plot.add_argument("--out", required=True, help="output .png")
+    plot.add_argument("--samples", type=lambda t: [int(v) for v in t.split(",")], help="e.g. 0,5,9")
+    data_options(plot)
+    plot.set_defaults(run=_cmd_plot)
+
+    sub.add_parser(
+        "benchmark", help="run benchmarks/run.py's harness; options after 'benchmark' go to it", add_help=False
+    )
+
     demo = sub.add_parser("demo", help="Huber against MSE diffusion on contaminated forging strokes (~3 min)")
     demo.add_argument("--out", default="results/demo", help="folder for demo.md / demo.csv")
     data_options(demo)
@@ -151,6 +194,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["benchmark"]:
+        from .harness import main as benchmark_main
+
+        return benchmark_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return args.run(args)

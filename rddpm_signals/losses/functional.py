@@ -43,7 +43,8 @@ def tukey(r: torch.Tensor, c: float | torch.Tensor) -> torch.Tensor:
     (zero gradient: residuals beyond ``c`` do not pull the model at all)."""
     c = _like(c, r)
     u = (r / c).square().clamp(max=1.0)
-    return c.square() / 6.0 * (1.0 - (1.0 - u) ** 3)
+    # 1 - (1 - u)³ = u (3 - 3u + u²), written so that small u loses no precision.
+    return c.square() / 6.0 * u * (3.0 - 3.0 * u + u.square())
 
 
 def cauchy(r: torch.Tensor, c: float | torch.Tensor) -> torch.Tensor:

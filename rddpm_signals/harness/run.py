@@ -1,0 +1,133 @@
+"""The benchmark runner: methods × datasets × contamination × seeds → ``OUT/`` (CSV, markdown, PNG plots).
+
+``python benchmarks/run.py`` (or ``rddpm-signals benchmark``) with no arguments runs the quick preset on built-in
+data and prints the summary table. Cells are cached under ``OUT/cache``: rerunning, or resuming an interrupted
+run, recomputes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._io import atomic_write_text
+from .cells import Cell, run_cell
+from .methods import parse_method
+from .presets import PRESETS
+from .report import plot_contamination, plot_delta, plot_examples, summary_markdown, write_csv
+
+__all__ = ["main", "run_benchmark", "build_parser"]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if any(not 0.0 <= v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError("contamination levels must lie in [0, 1)")
+    return values
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    # A method's own overrides use commas too ("rddpm:delta=0.3,loss=huber"): separate methods with ';' or
+    # repeat the flag; a plain comma list of base names also works.
+    parts = [p for p in text.split(";") if p]
+    if len(parts) == 1 and ":" not in text:
+        parts = [p for p in text.split(",") if p]
+    return parts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description="Compare RDDPM, DDPM, AnoDDPM, RPCA and SSD across datasets."
+    )
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="sizes and default grid (quick)")
+    p.add_argument("--datasets", type=_names, help="comma-separated dataset names (default: the preset's)")
+    p.add_argument(
+        "--methods",
+        action="append",
+        type=_names,
+        help="methods, e.g. 'rddpm,ddpm,rpca' or 'rddpm:delta=0.3;ddpm' (repeatable; default: the preset's)",
+    )
+    p.add_argument("--contamination", type=_floats, help="e.g. 0,0.1,0.2,0.3 (default: the preset's)")
+    p.add_argument("--seeds", type=_ints, help="e.g. 0,1,2 (default: the preset's)")
+    p.add_argument("--out", default=None, help="output folder (default results/<preset>)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return p
+
+
+def run_benchmark(args: argparse.Namespace) -> list[dict]:
+    preset = PRESETS[args.preset]
+    datasets = args.datasets or preset["datasets"]
+    methods = [m for group in args.methods for m in group] if args.methods else list(preset["methods"])
+    for m in methods:
+        parse_method(m)  # fail before any work on a typo
+    levels = args.contamination if args.contamination is not None else preset["contamination"]
+    seeds = args.seeds if args.seeds is not None else preset["seeds"]
+    out = Path(args.out or f"results/{args.preset}")
+    cache = out / "cache"
+
+    cells = [
+        Cell(dataset, method, c, seed, args.preset)
+        for dataset in datasets
+        for c in levels
+        for seed in seeds
+        for method in methods
+    ]
+    done = sum((cache / f"{cell.key()}.json").exists() for cell in cells)
+    print(f"{len(cells)} cells ({done} cached) → {out}", flush=True)
+    start = time.perf_counter()
+    rows = []
+    bar = tqdm(cells, desc="benchmark", unit="cell")
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.dataset} {cell.method} {cell.contamination:.0%} s{cell.seed}")
+        rows.append(run_cell(cell, cache))
+    bar.close()
+
+    write_csv(rows, out)
+    table = summary_markdown(rows, methods)
+    command = "python benchmarks/run.py " + " ".join(getattr(args, "argv", []) or [])
+    atomic_write_text(out / "summary.md", f"Command: `{command.strip()}`\n\n{table}\n")
+    if not args.no_plots:
+        plot_contamination(rows, methods, out / "auroc_vs_contamination.png")
+        l1 = next((m for m in methods if "loss=l1" in m), None)
+        mse = next((m for m in methods if "loss=mse" in m or m == "ddpm"), None)
+        plot_delta(rows, out / "delta_sensitivity.png", l1, mse)
+        for dataset in datasets:
+            examples = {}
+            for method in methods:
+                cell = Cell(dataset, method, max(levels), seeds[0], args.preset)
+                with np.load(cache / f"{cell.key()}.npz") as z:
+                    examples[method] = {k: z[k] for k in z.files}
+            plot_examples(
+                examples,
+                f"{dataset} (contamination {max(levels):.0%}, seed {seeds[0]})",
+                out / f"examples_{dataset}.png",
+            )
+    print("\n" + table)
+    print(f"wall time {time.perf_counter() - start:.0f} s; results in {out}/ (results.csv, summary.md, *.png)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv if argv is not None else sys.argv[1:]
+    try:
+        run_benchmark(args)
+    except ValueError as err:
+        parser.exit(2, f"benchmark: error: {err}\n")
+    return 0
