@@ -163,11 +163,21 @@ def scoring_memory(data, dataset: str, args: argparse.Namespace) -> list:
         np.save(Path(tmp) / "x.npy", X)
         out = subprocess.run(
             [sys.executable, "-c", _MEMORY_CHILD, str(Path(tmp) / "det.pt"), str(Path(tmp) / "x.npy")],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
     before, after = int(out[0]) / 1024, int(out[1]) / 1024  # ru_maxrss is in KiB on Linux
     data_mb = X.nbytes / 2**20
-    return [dataset, X.shape, det.scoring_batch_size, f"{data_mb:.1f}", f"{before:.0f}", f"{after:.0f}", f"{after - before:.0f}"]
+    return [
+        dataset,
+        X.shape,
+        det.scoring_batch_size,
+        f"{data_mb:.1f}",
+        f"{before:.0f}",
+        f"{after:.0f}",
+        f"{after - before:.0f}",
+    ]
 
 
 def main() -> int:
@@ -180,7 +190,11 @@ def main() -> int:
     torch.set_num_threads(torch.get_num_threads())
     names = [d for d in args.datasets.split(",") if d]
     loaded = {d: datasets.load(d, contamination=0.2, seed=0, **dataset_options("quick", d)) for d in names}
-    report = [f"Command: `python benchmarks/speed.py {' '.join(sys.argv[1:])}`".strip(), f"torch threads: {torch.get_num_threads()}", ""]
+    report = [
+        f"Command: `python benchmarks/speed.py {' '.join(sys.argv[1:])}`".strip(),
+        f"torch threads: {torch.get_num_threads()}",
+        "",
+    ]
 
     def emit(title: str, header: list[str], rows: list[list]) -> None:
         text = f"### {title}\n\n{_table(header, rows)}\n"
@@ -198,7 +212,11 @@ def main() -> int:
     rows = [step_gflops(loaded[d], d, args, prec) for d in names for prec in ("fp32", "bf16")]
     for row in rows:
         row.append(f"{100 * float(row[-1]) / peaks[row[1]]:.0f} %")
-    emit("Achieved GFLOP/s of a training step", ["dataset", "precision", "GFLOP/step", "ms/step", "GFLOP/s", "of peak"], rows)
+    emit(
+        "Achieved GFLOP/s of a training step",
+        ["dataset", "precision", "GFLOP/step", "ms/step", "GFLOP/s", "of peak"],
+        rows,
+    )
 
     curve, summary = [], {}
     for d in names:
@@ -219,7 +237,8 @@ def main() -> int:
     out = Path(args.out)
     atomic_write_text(out / "speed.md", "\n".join(report) + "\n")
     atomic_write_text(out / "sampling_auroc.json", json.dumps(summary, indent=1))
-    print(f"written to {out}/speed.md; max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"written to {out}/speed.md; max RSS of this process {peak:.0f} MiB")
     return 0
 
 
