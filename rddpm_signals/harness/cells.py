@@ -74,7 +74,9 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{cell.key()}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        # Cells that resolve to the same configuration share a result ("clean" at every contamination level):
+        # label it with this cell.
+        return {**json.loads(path.read_text()), **asdict(cell)}
 
     resolved = cell.resolved()
     data = datasets.load(

@@ -1,5 +1,6 @@
 """Benchmark presets: which cells to run, and the data and model sizes per dataset.
 
+``smoke`` runs in seconds (tests, a first check of an installation).
 ``quick`` is the README's main command: every method on two modalities at 0 % and 20 %, sized for ≤ 10 minutes on
 two CPU cores. ``full`` is every dataset at 0 / 10 / 20 / 30 % with three seeds, sized for a GPU and resumable on a
 CPU (each cell is cached as soon as it finishes).
@@ -14,6 +15,29 @@ __all__ = ["PRESETS", "dataset_options", "model_params"]
 _ALL_METHODS = ["rddpm", "rddpm_paper", "ddpm", "anoddpm", "clean", "rpca", "ssd"]
 
 PRESETS: dict[str, dict] = {
+    # Seconds, for tests and a first check of an installation; the figures mean nothing.
+    "smoke": {
+        "datasets": ["forging", "rolling"],
+        "methods": ["rddpm", "ddpm", "anoddpm", "rpca", "ssd"],
+        "contamination": [0.0, 0.2],
+        "seeds": [0],
+        "data": {
+            "forging": {"n_train": 20, "n_test": 8, "length": 64},
+            "rolling": {"size": 32, "n_train": 20, "n_test": 8},
+        },
+        "model": {
+            name: {
+                "channels": 8,
+                "channel_mult": (1, 2),
+                "attention": False,
+                "timesteps": 50,
+                "t0": 5,
+                "train_steps": 4,
+                "batch_size": 4,
+            }
+            for name in ("forging", "rolling")
+        },
+    },
     "quick": {
         "datasets": ["forging", "rolling"],
         "methods": ["rddpm", "ddpm", "anoddpm", "rpca", "ssd"],

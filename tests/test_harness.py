@@ -1,0 +1,131 @@
+"""The benchmark harness: method parsing, caching, resuming, determinism and its outputs."""
+
+import csv
+
+import pytest
+
+from rddpm_signals.harness import Cell, parse_method, run_cell
+from rddpm_signals.harness import cells as cells_module
+from rddpm_signals.harness import main as benchmark_main
+from rddpm_signals.harness.report import delta_of
+
+
+def test_parse_method_with_overrides():
+    spec = parse_method("rddpm:loss=tukey,delta=3,self_clean=true,reverse_steps=None")
+    assert spec.base == "rddpm" and spec.is_diffusion
+    assert spec.overrides == {"loss": "tukey", "delta": 3, "self_clean": True, "reverse_steps": None}
+    assert parse_method("clean").trains_clean and not parse_method("rpca").is_diffusion
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method("gan")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_method("rddpm:delta")
+
+
+def test_delta_of_labels():
+    assert delta_of("rddpm:loss=huber,delta=0.3") == 0.3
+    assert delta_of("rddpm:loss=l1") is None
+
+
+def test_cell_key_changes_with_every_setting():
+    base = Cell("forging", "rddpm", 0.2, 0, "smoke")
+    keys = {
+        base.key(),
+        Cell("forging", "rddpm", 0.1, 0, "smoke").key(),
+        Cell("forging", "rddpm", 0.2, 1, "smoke").key(),
+        Cell("forging", "rddpm:delta=0.5", 0.2, 0, "smoke").key(),
+        Cell("rolling", "rddpm", 0.2, 0, "smoke").key(),
+    }
+    assert len(keys) == 5
+    # "clean" trains at contamination 0 whatever the cell's level: one key (one fit) for every level
+    assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "clean", 0.3, 0, "smoke").key()
+    assert Cell("forging", "clean", 0.2, 0, "smoke").resolved()["train_contamination"] == 0.0
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+ARGS = [
+    "--preset",
+    "smoke",
+    "--datasets",
+    "forging",
+    "--methods",
+    "rddpm,rpca,ssd",
+    "--contamination",
+    "0,0.2",
+    "--jobs",
+    "1",
+    "--no-plots",
+]
+
+
+def test_same_command_twice_gives_identical_rows(tmp_path):
+    benchmark_main([*ARGS, "--out", str(tmp_path / "a")])
+    benchmark_main([*ARGS, "--out", str(tmp_path / "b")])
+    a, b = _rows(tmp_path / "a" / "results.csv"), _rows(tmp_path / "b" / "results.csv")
+    assert len(a) == 6 and a == b
+    assert (tmp_path / "a" / "summary.md").read_text().count("| rddpm |") == 1
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = []
+    real = cells_module.build_detector
+
+    def counting(resolved, dims):
+        calls.append(resolved["detector"])
+        return real(resolved, dims)
+
+    monkeypatch.setattr(cells_module, "build_detector", counting)
+    # "Interrupt" after the first method: run a subset, then the whole grid.
+    benchmark_main([*ARGS[:5], "rpca", *ARGS[6:], "--out", str(out)])
+    assert calls == ["RPCA", "RPCA"]
+    benchmark_main([*ARGS, "--out", str(out)])
+    assert calls == ["RPCA", "RPCA", "RobustDiffusion", "SSD", "RobustDiffusion", "SSD"]
+    benchmark_main([*ARGS, "--out", str(out)])
+    assert len(calls) == 6
+
+
+def test_cell_result_fields(tmp_path):
+    result = run_cell(Cell("rolling", "ddpm", 0.2, 0, "smoke"), tmp_path)
+    for key in ("pixel_auroc", "pixel_auprc", "aupro", "f1_max", "sample_auroc", "fit_s", "score_s"):
+        assert key in result
+    assert 0.0 <= result["pixel_auroc"] <= 1.0
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_full_outputs_with_plots(tmp_path):
+    out = tmp_path / "p"
+    benchmark_main(
+        [
+            "--preset",
+            "smoke",
+            "--methods",
+            "rddpm:loss=huber,delta=0.5;rddpm:loss=l1;ddpm;clean;ssd",
+            "--jobs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    for name in (
+        "results.csv",
+        "timings.csv",
+        "summary.md",
+        "auroc_vs_contamination.png",
+        "delta_sensitivity.png",
+        "examples_forging.png",
+        "examples_rolling.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert "gap to `clean`" in (out / "summary.md").read_text()
+
+
+def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark_main(["--preset", "smoke", "--methods", "nonsense", "--out", str(tmp_path)])
+    assert "unknown method" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark_main(["--contamination", "1.5"])
