@@ -6,6 +6,7 @@ Generators are imported on first use, so loading one dataset never pays for anot
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -13,14 +14,14 @@ from .base import AnomalyDataset
 
 __all__ = ["AnomalyDataset", "load", "register", "available"]
 
-# name → "module:function" inside this package
+# name → "module:function" inside this package, or "module:function:first-argument"
 _BUILTIN: dict[str, str] = {
     "forging": "forging:make_forging",
     "rolling": "rolling:make_rolling",
     "machine_sound": "machine_sound:make_machine_sound",
-    "brick": "textures:make_brick",
-    "grass": "textures:make_grass",
-    "gravel": "textures:make_gravel",
+    "brick": "textures:make_texture:brick",
+    "grass": "textures:make_texture:grass",
+    "gravel": "textures:make_texture:gravel",
 }
 _REGISTERED: dict[str, Callable[..., AnomalyDataset]] = {}
 
@@ -40,8 +41,9 @@ def _factory(name: str) -> Callable[..., AnomalyDataset]:
         return _REGISTERED[name]
     if name not in _BUILTIN:
         raise ValueError(f"unknown dataset {name!r}: use one of {available()}")
-    module, function = _BUILTIN[name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    module, function, *first = _BUILTIN[name].split(":")
+    factory = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return functools.partial(factory, *first)
 
 
 def load(name: str, contamination: float = 0.2, seed: int = 0, **options) -> AnomalyDataset:

@@ -32,7 +32,7 @@ from scipy import ndimage
 from ._defects2d import blob, check_split_sizes, line, paint_split
 from .base import AnomalyDataset, check_contamination, split_counts
 
-__all__ = ["make_texture", "make_brick", "make_grass", "make_gravel", "DEFECTS", "TEXTURES"]
+__all__ = ["make_texture", "DEFECTS", "TEXTURES"]
 
 DEFECTS = ("scratch", "cut", "blob", "missing_texture")
 TEXTURES = ("brick", "grass", "gravel")
@@ -183,48 +183,3 @@ def make_texture(
             "seed": seed,
         },
     )
-
-
-def make_brick(
-    contamination: float = 0.2,
-    seed: int = 0,
-    n_train: int = 200,
-    n_test: int = 100,
-    size: int = 32,
-    downsample: int = 2,
-    test_anomaly_share: float = 0.5,
-    defects: tuple[str, ...] = DEFECTS,
-) -> AnomalyDataset:
-    """Brick wall crops (``skimage.data.brick``); see :func:`make_texture`."""
-    settings = (n_train, n_test, size, downsample, test_anomaly_share, defects)
-    return make_texture("brick", contamination, seed, *settings)
-
-
-def make_grass(
-    contamination: float = 0.2,
-    seed: int = 0,
-    n_train: int = 200,
-    n_test: int = 100,
-    size: int = 32,
-    downsample: int = 2,
-    test_anomaly_share: float = 0.5,
-    defects: tuple[str, ...] = DEFECTS,
-) -> AnomalyDataset:
-    """Grass crops (``skimage.data.grass``); see :func:`make_texture`."""
-    settings = (n_train, n_test, size, downsample, test_anomaly_share, defects)
-    return make_texture("grass", contamination, seed, *settings)
-
-
-def make_gravel(
-    contamination: float = 0.2,
-    seed: int = 0,
-    n_train: int = 200,
-    n_test: int = 100,
-    size: int = 32,
-    downsample: int = 2,
-    test_anomaly_share: float = 0.5,
-    defects: tuple[str, ...] = DEFECTS,
-) -> AnomalyDataset:
-    """Gravel crops (``skimage.data.gravel``); see :func:`make_texture`."""
-    settings = (n_train, n_test, size, downsample, test_anomaly_share, defects)
-    return make_texture("gravel", contamination, seed, *settings)
