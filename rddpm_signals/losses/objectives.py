@@ -40,10 +40,14 @@ from .scale import ResidualScale
 __all__ = ["LossOutput", "DiffusionLoss", "LOSSES", "make_loss", "trimmed_mask", "DEFAULTS"]
 
 
-def trimmed_mask(values: torch.Tensor, trim: float) -> torch.Tensor:
-    """Boolean mask ``(B,)`` keeping the ``ceil((1 - trim) B)`` smallest ``values`` (ties broken by position)."""
+def _check_trim(trim: float) -> None:
     if not 0.0 <= trim < 1.0:
         raise ValueError(f"trim must lie in [0, 1), got {trim}")
+
+
+def trimmed_mask(values: torch.Tensor, trim: float) -> torch.Tensor:
+    """Boolean mask ``(B,)`` keeping the ``ceil((1 - trim) B)`` smallest ``values`` (ties broken by position)."""
+    _check_trim(trim)
     n = values.shape[0]
     keep = max(1, math.ceil((1.0 - trim) * n - 1e-9))
     mask = torch.zeros(n, dtype=torch.bool, device=values.device)
@@ -132,50 +136,33 @@ class L1Loss(DiffusionLoss):
         return l1(r)
 
 
-class HuberLoss(DiffusionLoss):
-    name = "huber"
-
-    def __init__(self, delta: float = 1.0, **_):
-        self.delta = _positive(self.name, delta)
-
-    def elementwise(self, r, t):
-        return huber(r, self.delta)
-
-
-class PseudoHuberLoss(DiffusionLoss):
-    name = "pseudo_huber"
-
-    def __init__(self, delta: float = 1.0, **_):
-        self.c = _positive(self.name, delta)
-
-    def elementwise(self, r, t):
-        return pseudo_huber(r, self.c)
-
-
-class LTSLoss(DiffusionLoss):
-    """Least trimmed squares: per-sample ½r² means, the ``trim`` share of worst-fitting samples dropped."""
-
-    name = "lts"
-
-    def __init__(self, trim: float = 0.2, **_):
-        if not 0.0 <= trim < 1.0:
-            raise ValueError(f"trim must lie in [0, 1), got {trim}")
-        self.trim = float(trim)
-
-    def elementwise(self, r, t):
-        return mse(r)
-
-    def keep(self, per_sample, t):
-        return trimmed_mask(per_sample, self.trim)
-
-
-class _ScaledLoss(DiffusionLoss):
-    """Base of the losses whose threshold is ``delta`` times the running robust residual scale σ̂_t."""
+class _ThresholdLoss(DiffusionLoss):
+    """An element-wise ``function(r, threshold)`` with a fixed threshold ``delta``."""
 
     function = staticmethod(huber)
 
-    def __init__(self, delta: float, t_range: int = 1000, **_):
+    def __init__(self, delta: float = 1.0, **_):
         self.delta = _positive(self.name, delta)
+
+    def elementwise(self, r, t):
+        return self.function(r, self.delta)
+
+
+class HuberLoss(_ThresholdLoss):
+    name = "huber"
+    function = staticmethod(huber)
+
+
+class PseudoHuberLoss(_ThresholdLoss):
+    name = "pseudo_huber"
+    function = staticmethod(pseudo_huber)
+
+
+class _ScaledLoss(_ThresholdLoss):
+    """A threshold of ``delta`` times the running robust residual scale σ̂_t of the sample's timestep bucket."""
+
+    def __init__(self, delta: float, t_range: int = 1000, **_):
+        super().__init__(delta)
         self.scale = ResidualScale(t_range)
 
     def elementwise(self, r, t):
@@ -220,48 +207,56 @@ class ScheduledPseudoHuberLoss(DiffusionLoss):
         return pseudo_huber(r, c)
 
 
-class LTSBucketLoss(DiffusionLoss):
+class _TrimmedLoss(DiffusionLoss):
+    """½r² with a ``trim`` share of the batch dropped; the subclass says what is dropped."""
+
+    scaled = False  # keep a running residual scale σ̂_t
+
+    def __init__(self, trim: float = 0.2, t_range: int = 1000, **_):
+        _check_trim(trim)
+        self.trim = float(trim)
+        if self.scaled:
+            self.scale = ResidualScale(t_range)
+
+    def elementwise(self, r, t):
+        return mse(r)
+
+
+class LTSLoss(_TrimmedLoss):
+    """Least trimmed squares: the ``trim`` share of worst-fitting samples (per-sample ½r² means) dropped."""
+
+    name = "lts"
+
+    def keep(self, per_sample, t):
+        return trimmed_mask(per_sample, self.trim)
+
+
+class LTSBucketLoss(_TrimmedLoss):
     """LTS that compares like with like: each sample's ½r² mean is divided by σ̂_t² of its timestep bucket before
     the worst ``trim`` share is dropped, so samples are not trimmed merely for having a hard (small) ``t``."""
 
     name = "lts_bucket"
-
-    def __init__(self, trim: float = 0.2, t_range: int = 1000, **_):
-        if not 0.0 <= trim < 1.0:
-            raise ValueError(f"trim must lie in [0, 1), got {trim}")
-        self.trim = float(trim)
-        self.scale = ResidualScale(t_range)
-
-    def elementwise(self, r, t):
-        return mse(r)
+    scaled = True
 
     def keep(self, per_sample, t):
         normalised = per_sample / self._scaled(t, per_sample).square()
         return trimmed_mask(normalised, self.trim)
 
 
-class LTSElementLoss(DiffusionLoss):
+class LTSElementLoss(_TrimmedLoss):
     """Per-element trimming: the ``trim`` share of elements of the batch with the largest ``|r| / σ̂_t`` get weight
     0 (defects are local, so their residuals are a few elements of a sample, not whole samples)."""
 
     name = "lts_element"
-
-    def __init__(self, trim: float = 0.05, t_range: int = 1000, **_):
-        if not 0.0 <= trim < 1.0:
-            raise ValueError(f"trim must lie in [0, 1), got {trim}")
-        self.trim = float(trim)
-        self.scale = ResidualScale(t_range)
-
-    def elementwise(self, r, t):
-        return mse(r)
+    scaled = True
 
     def element_weights(self, r, t):
-        z = (r.detach().abs() / self._scaled(t, r)).flatten()
+        z = r.detach().abs() / self._scaled(t, r)
         drop = int(self.trim * z.numel())
         if drop == 0:
             return None
-        cut = torch.topk(z, drop, largest=True, sorted=False).values.min()
-        return (r.detach().abs() / self._scaled(t, r) < cut).to(r.dtype)
+        cut = torch.topk(z.flatten(), drop, largest=True, sorted=False).values.min()
+        return (z < cut).to(r.dtype)
 
 
 LOSSES: dict[str, type[DiffusionLoss]] = {
