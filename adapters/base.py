@@ -24,6 +24,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from rddpm_signals._robust import robust_center_scale
+
 __all__ = [
     "Adapter",
     "BaseAdapter",
@@ -180,23 +182,6 @@ def check_maps(maps: Any, layout: Layout) -> np.ndarray:
             "merged): pass the detector's anomaly_map of the tensor that came with this layout"
         )
     return check_values(arr, "maps")
-
-
-# ------------------------------------------------------------------------------------------------------ normalisation
-def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and robust standard deviation (IQR / 1.349) of each row of ``values`` ``(K, M)`` → two ``(K,)``.
-
-    Robust because the training data are contaminated: a minority of defective samples moves neither. A row whose
-    IQR is zero falls back to its MAD, then its standard deviation, then 1.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    center = np.median(values, axis=1)
-    q75, q25 = np.percentile(values, [75, 25], axis=1)
-    scale = (q75 - q25) / 1.349
-    mad = 1.4826 * np.median(np.abs(values - center[:, None]), axis=1)
-    for fallback in (mad, values.std(axis=1), np.ones_like(scale)):
-        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, fallback)
-    return center, scale
 
 
 # ------------------------------------------------------------------------------------------------------ windows

@@ -13,12 +13,13 @@ coordinates along them (index and non-index coordinates alike) and the input's a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from rddpm_signals._io import atomic_path
 
 from .base import (
     BaseAdapter,
@@ -73,14 +74,8 @@ def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> Pat
     if not isinstance(obj, xr.Dataset):
         raise ValueError(f"write_netcdf needs an xarray DataArray or Dataset, got {type(obj).__name__}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         obj.to_netcdf(tmp, engine=_engine())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

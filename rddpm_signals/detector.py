@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_torch_save
+from ._robust import robust_center_scale
 from ._validation import check_fitted, resolve_device
 from .base import BaseDetector, smooth_maps
 from .cleaning import SelfCleaning
@@ -28,7 +29,7 @@ from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
 from .training import TrainConfig, autocast, train
 
-__all__ = ["RobustDiffusion", "robust_center_scale"]
+__all__ = ["RobustDiffusion", "channel_center_scale"]
 
 FORMAT_VERSION = 2
 MAP_NORMALIZATIONS = ("none", "position")
@@ -36,19 +37,9 @@ MAP_NORMALIZATIONS = ("none", "position")
 _TRAIN_STREAM, _SCORE_STREAM = 1, 2
 
 
-def robust_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel median and robust standard deviation (IQR / 1.349) of ``X`` ``(N, C, …)`` → two ``(C,)`` arrays.
-
-    A channel whose IQR is zero (e.g. mostly constant) falls back to its MAD, then its standard deviation, then 1.
-    """
-    flat = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1).astype(np.float64)
-    center = np.median(flat, axis=1)
-    q75, q25 = np.percentile(flat, [75, 25], axis=1)
-    scale = (q75 - q25) / 1.349
-    mad = 1.4826 * np.median(np.abs(flat - center[:, None]), axis=1)
-    std = flat.std(axis=1)
-    for fallback in (mad, std, np.ones_like(scale)):
-        scale = np.where(scale > 1e-12, scale, fallback)
+def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel robust centre and scale of ``X`` ``(N, C, …)`` → two float32 ``(C,)`` arrays."""
+    center, scale = robust_center_scale(np.moveaxis(X, 1, 0).reshape(X.shape[1], -1))
     return center.astype(np.float32), scale.astype(np.float32)
 
 
@@ -266,7 +257,7 @@ class RobustDiffusion(BaseDetector):
             self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
         )
         self.device_ = resolve_device(self.device)
-        self.center_, self.scale_ = robust_center_scale(X)
+        self.center_, self.scale_ = channel_center_scale(X)
         self.n_channels_ = int(X.shape[1])
         data = self._normalise(X)
 

@@ -7,7 +7,7 @@ from sklearn.base import clone
 
 from helpers import TINY_1D, TINY_2D
 from rddpm_signals import RobustDiffusion
-from rddpm_signals.detector import robust_center_scale
+from rddpm_signals.detector import channel_center_scale
 from rddpm_signals.diffusion import NoiseSchedule, make_noise_fn
 from rddpm_signals.losses import make_loss
 from rddpm_signals.nets import UNet
@@ -149,9 +149,9 @@ def test_configurations_run(tiny_1d_data, params):
 def test_robust_scaling_ignores_outlying_samples():
     rng = np.random.default_rng(0)
     X = rng.normal(3.0, 2.0, size=(200, 2, 50)).astype(np.float32)
-    center, scale = robust_center_scale(X)
+    center, scale = channel_center_scale(X)
     X[:20] += 1000.0  # 10 % wildly defective samples
-    c2, s2 = robust_center_scale(X)
+    c2, s2 = channel_center_scale(X)
     np.testing.assert_allclose(center, 3.0, atol=0.1)
     np.testing.assert_allclose(scale, 2.0, rtol=0.05)
     assert np.all(np.abs(c2 - center) < 0.5) and np.all(s2 < 1.5 * scale)
@@ -160,7 +160,7 @@ def test_robust_scaling_ignores_outlying_samples():
 def test_constant_channel_gets_a_usable_scale():
     X = np.zeros((5, 2, 10), dtype=np.float32)
     X[:, 1] = np.arange(10)
-    _, scale = robust_center_scale(X)
+    _, scale = channel_center_scale(X)
     assert np.all(scale > 0)
 
 

@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .._io import atomic_path
 from .._validation import check_fitted
 from ..base import BaseDetector
-from ..detector import robust_center_scale
+from ..detector import channel_center_scale
 
 __all__ = ["RPCA", "PCPResult", "pcp", "randomized_svd", "robust_project", "save_arrays", "load_arrays"]
 
@@ -333,7 +333,7 @@ class RPCA(BaseDetector):
         if self.svd not in SVD_MODES:
             raise ValueError(f"unknown svd {self.svd!r}: use one of {SVD_MODES}")
         X = self._check_X(X, fitted=False)
-        center, scale = robust_center_scale(X)
+        center, scale = channel_center_scale(X)
         self.center_, self.scale_ = center.astype(np.float64), scale.astype(np.float64)
         self.n_channels_ = int(X.shape[1])
         self.grid_shape_ = tuple(int(g) for g in X.shape[2:])

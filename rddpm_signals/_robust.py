@@ -1,0 +1,24 @@
+"""Robust location and scale: the training data are contaminated, so normalisations use the median and the
+interquartile range, which a defective minority moves little."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["robust_center_scale"]
+
+
+def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust standard deviation (IQR / 1.349) of each row of ``values`` ``(K, M)`` → two ``(K,)``.
+
+    A row whose IQR is (relatively) zero, e.g. a mostly constant channel, falls back to its MAD, then its standard
+    deviation, then 1.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    center = np.median(values, axis=1)
+    q75, q25 = np.percentile(values, [75, 25], axis=1)
+    scale = (q75 - q25) / 1.349
+    mad = 1.4826 * np.median(np.abs(values - center[:, None]), axis=1)
+    for fallback in (mad, values.std(axis=1), np.ones_like(scale)):
+        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, fallback)
+    return center, scale
