@@ -14,6 +14,7 @@ import numpy as np
 
 from ._io import atomic_path
 from .base import quantile_scores
+from .losses import LOSSES
 
 __all__ = ["main", "read_samples"]
 
@@ -54,29 +55,37 @@ def _infer_dims(X: np.ndarray, dims: int | None, given: int | None) -> int:
     raise ValueError(f"cannot infer dims from an array of shape {X.shape}: pass --dims 1 or --dims 2")
 
 
+#: RobustDiffusion parameters that ``fit`` exposes as options (name → type).
+_FIT_OPTIONS = {
+    "loss": str,
+    "delta": float,
+    "trim": float,
+    "channels": int,
+    "train_steps": int,
+    "batch_size": int,
+    "lr": float,
+    "t0": int,
+    "reverse_steps": int,
+    "sampler": str,
+    "noise": str,
+    "precision": str,
+    "map_smoothing": float,
+    "device": str,
+}
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .detector import RobustDiffusion
 
     X, known = read_samples(args.data, args.contamination, args.seed)
-    params = {
-        "dims": _infer_dims(X, known, args.dims),
-        "loss": args.loss,
-        "delta": args.delta,
-        "trim": args.trim,
-        "channels": args.channels,
-        "train_steps": args.train_steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "t0": args.t0,
-        "reverse_steps": args.reverse_steps,
-        "sampler": args.sampler,
-        "noise": args.noise,
-        "precision": args.precision,
-        "device": args.device,
-        "random_state": args.seed,
-        "checkpoint_path": args.checkpoint,
-        "verbose": not args.quiet,
-    }
+    # Options left unset fall through to RobustDiffusion's own defaults.
+    params = {name: getattr(args, name) for name in _FIT_OPTIONS if getattr(args, name) is not None}
+    params.update(
+        dims=_infer_dims(X, known, args.dims),
+        random_state=args.seed,
+        checkpoint_path=args.checkpoint,
+        verbose=not args.quiet,
+    )
     det = RobustDiffusion(**params).fit(X)
     det.save(args.out)
     print(f"fitted on {X.shape}; final loss {det.loss_history_[-100:].mean():.4f}; saved to {args.out}")
@@ -148,19 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help=".npy / .npz file or dataset:NAME")
     fit.add_argument("--out", required=True, help="where to save the fitted detector (.pt)")
     fit.add_argument("--dims", type=int, choices=(1, 2), help="1 for (N, C, L), 2 for (N, C, H, W); inferred")
-    fit.add_argument("--loss", default="huber", choices=("mse", "l1", "huber", "pseudo_huber", "lts"))
-    fit.add_argument("--delta", type=float, default=1.0)
-    fit.add_argument("--trim", type=float, default=0.2)
-    fit.add_argument("--channels", type=int, default=32)
-    fit.add_argument("--train-steps", type=int, default=2000)
-    fit.add_argument("--batch-size", type=int, default=16)
-    fit.add_argument("--lr", type=float, default=1e-3)
-    fit.add_argument("--t0", type=int, default=100)
-    fit.add_argument("--reverse-steps", type=int, default=None)
-    fit.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim"))
-    fit.add_argument("--noise", default="gaussian", choices=("gaussian", "simplex"))
-    fit.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
-    fit.add_argument("--device", default="auto")
+    fit.add_argument("--loss", choices=sorted(LOSSES), help="default: RobustDiffusion's")
+    for name, kind in _FIT_OPTIONS.items():
+        if name != "loss":
+            fit.add_argument(f"--{name.replace('_', '-')}", type=kind, help="default: RobustDiffusion's")
     fit.add_argument("--checkpoint", default=None, help="checkpoint file to write and resume from")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     data_options(fit)

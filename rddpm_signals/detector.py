@@ -98,7 +98,7 @@ class RobustDiffusion(BaseDetector):
     def __init__(
         self,
         dims: int = 1,
-        loss: str = "huber",
+        loss: str = "lts",
         delta: float | None = None,
         trim: float | None = None,
         channels: int = 32,
