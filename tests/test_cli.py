@@ -47,3 +47,15 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["fit", str(bad), "--out", str(tmp_path / "m.pt"), *TINY]) == 2
     assert "NaN" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_demo_writes_its_table(tmp_path):
+    from rddpm_signals.demo import run_demo
+
+    rows = run_demo(
+        losses=(("mse", None), ("huber", 0.1)), verbose=False, out=tmp_path, train_steps=2, channels=8, t0=3
+    )
+    assert [r["loss"] for r in rows] == ["mse", "huber"] and rows[1]["delta"] == 0.1
+    table = (tmp_path / "demo.md").read_text()
+    assert table.count("\n") == 4 and "| huber | 0.1 | 20% |" in table
+    assert (tmp_path / "demo.csv").read_text().startswith("loss,delta,contamination")
