@@ -72,12 +72,20 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-@torch.no_grad()
-def _ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), net.parameters(), strict=True):
-        e.lerp_(p.detach(), 1.0 - decay)
-    for e, b in zip(ema.buffers(), net.buffers(), strict=True):
-        e.copy_(b)
+class _EMA:
+    """Exponential moving average of a network's weights, updated with one fused call per step."""
+
+    def __init__(self, net: nn.Module):
+        self.module = copy.deepcopy(net).eval().requires_grad_(False)
+        self._targets = list(self.module.parameters())
+        self._sources = list(net.parameters())
+        self._buffers = list(zip(self.module.buffers(), net.buffers(), strict=True))
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        torch._foreach_lerp_(self._targets, [p.detach() for p in self._sources], 1.0 - decay)
+        for target, source in self._buffers:
+            target.copy_(source)
 
 
 def train(
@@ -109,8 +117,10 @@ def train(
     warmup = min(100, config.steps // 10) if config.warmup is None else config.warmup
 
     net = net.to(device).train()
-    ema = copy.deepcopy(net).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema_tracker = _EMA(net)
+    ema = ema_tracker.module
+    params = list(net.parameters())
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     history: list[float] = []
     weights: torch.Tensor | None = None
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
@@ -168,10 +178,10 @@ def train(
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if config.grad_clip:
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
         opt.step()
         # EMA warm-up: early on, follow the weights closely so a short run is not averaged with its random init.
-        _ema_update(ema, net, min(config.ema_decay, (1 + step) / (10 + step)))
+        ema_tracker.update(min(config.ema_decay, (1 + step) / (10 + step)))
 
         value = float(out.loss.detach())
         if not math.isfinite(value):

@@ -48,8 +48,8 @@ PRESETS: dict[str, dict] = {
             "rolling": {"size": 32, "n_train": 160, "n_test": 64},
         },
         "model": {
-            "forging": {"channels": 32, "train_steps": 600, "train_t_max": 200, "scoring_batch_size": 96},
-            "rolling": {"channels": 16, "train_steps": 500, "train_t_max": 200, "scoring_batch_size": 64},
+            "forging": {"channels": 32, "train_steps": 1000},
+            "rolling": {"channels": 32, "train_steps": 1000},
         },
     },
     "full": {
