@@ -46,6 +46,11 @@ class Cell:
         else:
             params = dict(spec.overrides)
             detector = spec.base.upper()
+        # Every parameter, defaults included: two spellings of one configuration share one key (and one fit), and
+        # a changed library default gives a new key instead of a stale cached result.
+        params = _detector_class(detector)(dims=1, **params).get_params()
+        params.pop("dims")
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         return {
             "dataset": self.dataset,
             "data_options": dataset_options(self.preset, self.dataset),
@@ -61,12 +66,15 @@ class Cell:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def build_detector(resolved: dict, dims: int):
-    """The detector a resolved cell configuration describes."""
+def _detector_class(name: str) -> type:
     from .. import RPCA, SSD, RobustDiffusion
 
-    classes = {"RobustDiffusion": RobustDiffusion, "RPCA": RPCA, "SSD": SSD}
-    return classes[resolved["detector"]](dims=dims, **resolved["params"])
+    return {"RobustDiffusion": RobustDiffusion, "RPCA": RPCA, "SSD": SSD}[name]
+
+
+def build_detector(resolved: dict, dims: int):
+    """The detector a resolved cell configuration describes."""
+    return _detector_class(resolved["detector"])(dims=dims, **resolved["params"])
 
 
 def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
