@@ -103,13 +103,13 @@ def test_channel_mismatch_and_unfitted(name):
 
 
 def test_higher_map_on_a_planted_defect(name):
-    """A detector fitted on smooth normal signals must score a planted spike above the rest of its sample."""
-    X = data(1, n=16)
+    """A detector fitted on smooth normal signals must score a planted bump above the rest of its sample."""
+    X = data(1, n=40)
     det = FACTORIES[name](1)
     if isinstance(det, RobustDiffusion):
         det.set_params(train_steps=150, lr=3e-3, t0=3)
     det.fit(X)
     probe = X[:2].copy()
-    probe[:, :, 14] += 3.0
+    probe[:, :, :] += 4.0 * np.exp(-0.5 * ((np.arange(29) - 14) / 1.5) ** 2)
     maps = det.anomaly_map(probe)
-    assert np.all(maps.argmax(axis=1) == 14) or np.all(maps[:, 14] > np.quantile(maps, 0.9, axis=1))
+    assert np.all(np.abs(maps.argmax(axis=1) - 14) <= 2)
