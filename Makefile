@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/rddpm-signals demo
+	$(PY) benchmarks/run.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -49,7 +49,7 @@ PRESETS: dict[str, dict] = {
         },
         "model": {
             "forging": {"channels": 32, "train_steps": 1000},
-            "rolling": {"channels": 32, "train_steps": 1000},
+            "rolling": {"channels": 16, "train_steps": 1000},
         },
     },
     "full": {
