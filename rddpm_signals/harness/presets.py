@@ -3,7 +3,7 @@
 ``smoke`` runs in seconds (tests, a first check of an installation).
 ``quick`` is the README's main command: every method on two modalities at 0 % and 20 %, sized for ≤ 10 minutes on
 two CPU cores. ``full`` is every dataset at 0 / 10 / 20 / 30 % with three seeds, sized for a GPU and resumable on a
-CPU (each cell is cached as soon as it finishes).
+CPU (each cell is cached as soon as it finishes). ``robust`` is the CPU-sized robust-training comparison.
 """
 
 from __future__ import annotations
@@ -50,6 +50,26 @@ PRESETS: dict[str, dict] = {
         "model": {
             "forging": {"channels": 32, "train_steps": 1000},
             "rolling": {"channels": 16, "train_steps": 1000},
+        },
+    },
+    # The robust-training comparison (docs/RESULTS.md): four modalities, every contamination level, two seeds, sized
+    # to finish in about an hour and a half on two CPU cores.
+    "robust": {
+        "datasets": ["forging", "rolling", "machine_sound", "grass"],
+        "methods": ["ddpm", "rddpm_paper", "rddpm:loss=l1", "rddpm:loss=tukey", "rddpm", "rddpm:self_clean=true"],
+        "contamination": [0.0, 0.1, 0.2, 0.3],
+        "seeds": [0, 1],
+        "data": {
+            "forging": {"n_train": 192, "n_test": 96},
+            "rolling": {"size": 32, "n_train": 160, "n_test": 64},
+            "machine_sound": {"n_train": 160, "n_test": 64},
+            "grass": {"n_train": 160, "n_test": 64},
+        },
+        "model": {
+            "forging": {"channels": 32, "train_steps": 1000},
+            "rolling": {"channels": 16, "train_steps": 600},
+            "machine_sound": {"channels": 16, "train_steps": 500},
+            "grass": {"channels": 16, "train_steps": 600},
         },
     },
     "full": {

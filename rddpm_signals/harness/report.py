@@ -42,10 +42,17 @@ def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], signed: bool = False) -> str:
+    fmt = "+.3f" if signed else ".3f"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        return f"{values[0]:{fmt}}"
+    return f"{np.mean(values):{fmt}} ± {np.std(values, ddof=1):.3f}"
+
+
+def _paired_gaps(rows: list[dict], reference: list[dict]) -> list[float]:
+    """``pixel_auroc`` of ``rows`` minus that of the ``reference`` row with the same seed."""
+    by_seed = {r["seed"]: r["pixel_auroc"] for r in reference}
+    return [r["pixel_auroc"] - by_seed[r["seed"]] for r in rows if r["seed"] in by_seed]
 
 
 def summary_markdown(
@@ -69,6 +76,16 @@ def summary_markdown(
                 group = groups.get((dataset, method, c), [])
                 cells.append(" / ".join(_mean_std([r[m] for r in group]) for m in metrics) if group else "—")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        if 0.0 in levels and len(levels) > 1:
+            lines += ["", "AUROC gap to the same method trained clean (its 0 % column; mean ± std over seeds):", ""]
+            lines.append("| method | " + " | ".join(f"{c:.0%}" for c in levels[1:]) + " |")
+            lines.append("|---" * len(levels) + "|")
+            for method in methods:
+                cells = []
+                for c in levels[1:]:
+                    gaps = _paired_gaps(groups.get((dataset, method, c), []), groups.get((dataset, method, 0.0), []))
+                    cells.append(_mean_std(gaps, signed=True) if gaps else "—")
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
         if "clean" in methods:
             lines += ["", "AUROC gap to `clean` (method − clean, mean over seeds):", ""]
             lines.append("| method | " + " | ".join(f"{c:.0%}" for c in levels) + " |")
