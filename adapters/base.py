@@ -35,6 +35,7 @@ __all__ = [
     "get",
     "available",
     "robust_center_scale",
+    "choose_window",
     "window_starts",
     "plan_windows",
     "cut",
@@ -185,6 +186,28 @@ def check_maps(maps: Any, layout: Layout) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------ windows
+def choose_window(sizes: list[int], window: int | None, hop: int | None, unit: str, option: str) -> tuple[int, int]:
+    """The ``(window, hop)`` to cut records of ``sizes`` (in ``unit``) with; ``window=None`` means whole records,
+    which must then all have one size. ``option`` names the parameter in the errors."""
+    if window is None:
+        if len(set(sizes)) > 1:
+            raise ValueError(
+                f"records have different lengths ({min(sizes)} … {max(sizes)} {unit}): pass {option}=... to cut "
+                "them into fixed windows"
+            )
+        return sizes[0], sizes[0]
+    window = positive_int(window, option)
+    hop = window if hop is None else positive_int(hop, option.replace("window", "hop"))
+    short = [i for i, n in enumerate(sizes) if n < window]
+    if short:
+        i = short[0]
+        raise ValueError(
+            f"record {i} has {sizes[i]} {unit}, shorter than one window of {window}: lower {option} or drop the "
+            "short records"
+        )
+    return window, hop
+
+
 def window_starts(size: int, window: int, hop: int) -> np.ndarray:
     """Starts of windows of ``window`` every ``hop`` along an axis of ``size``; the last window is flush with the
     end, so every position is covered at least once."""

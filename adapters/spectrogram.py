@@ -20,7 +20,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .base import Layout, check_maps, cut, mask_items, plan_windows, positive_int, robust_center_scale, stitch
+from .base import (
+    Layout,
+    check_maps,
+    choose_window,
+    cut,
+    mask_items,
+    plan_windows,
+    positive_int,
+    robust_center_scale,
+    stitch,
+)
 from .waveform import AudioInput
 
 __all__ = ["SpectrogramAdapter", "mel_frequencies"]
@@ -164,23 +174,7 @@ class SpectrogramAdapter(AudioInput):
         return out  # type: ignore[return-value]
 
     def _window_hop(self, frames: list[int]) -> tuple[int, int]:
-        if self.window_frames is None:
-            if len(set(frames)) > 1:
-                raise ValueError(
-                    f"records give different numbers of frames ({min(frames)} … {max(frames)}): pass "
-                    "window_frames=... to cut them into fixed windows"
-                )
-            return frames[0], frames[0]
-        window = positive_int(self.window_frames, "window_frames")
-        hop = window if self.hop_frames is None else positive_int(self.hop_frames, "hop_frames")
-        short = [i for i, n in enumerate(frames) if n < window]
-        if short:
-            i = short[0]
-            raise ValueError(
-                f"record {i} gives {frames[i]} frames, shorter than one window of {window} frames: lower "
-                "window_frames or drop the short records"
-            )
-        return window, hop
+        return choose_window(frames, self.window_frames, self.hop_frames, "frames", "window_frames")
 
     # --------------------------------------------------------------------------------------------- API
     def _prepare(self, items: Any, fitting: bool = False) -> tuple[list, list[float], list[np.ndarray]]:

@@ -30,10 +30,10 @@ from .base import (
     Layout,
     check_maps,
     check_values,
+    choose_window,
     cut,
     mask_items,
     plan_windows,
-    positive_int,
     robust_center_scale,
     stitch,
 )
@@ -249,23 +249,7 @@ class WaveformAdapter(AudioInput):
         self.normalise = normalise
 
     def _window_hop(self, lengths: list[int]) -> tuple[int, int]:
-        if self.window is None:
-            if len(set(lengths)) > 1:
-                raise ValueError(
-                    f"records have different lengths ({min(lengths)} … {max(lengths)} samples): pass window=... "
-                    "to cut them into fixed windows"
-                )
-            return lengths[0], lengths[0]
-        window = positive_int(self.window, "window")
-        hop = window if self.hop is None else positive_int(self.hop, "hop")
-        short = [i for i, n in enumerate(lengths) if n < window]
-        if short:
-            i = short[0]
-            raise ValueError(
-                f"record {i} has {lengths[i]} samples, shorter than one window of {window}: lower window or drop "
-                f"records shorter than {window} samples"
-            )
-        return window, hop
+        return choose_window(lengths, self.window, self.hop, "samples", "window")
 
     def fit(self, items: Any) -> WaveformAdapter:
         """Learn the model rate, the channel count and each channel's median / IQR from ``items``."""
