@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
-        help="cells run in parallel worker processes of one thread each (default: the CPU count)",
+        default=min(os.cpu_count() or 1, 4),
+        help="cells run in parallel worker processes of one thread each (default: CPU count, at most 4; each "
+        "worker holds its own torch, about 1 GB)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
