@@ -52,10 +52,9 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
 def test_demo_writes_its_table(tmp_path):
     from rddpm_signals.demo import run_demo
 
-    rows = run_demo(
-        losses=(("mse", None), ("huber", 0.1)), verbose=False, out=tmp_path, train_steps=2, channels=8, t0=3
-    )
-    assert [r["loss"] for r in rows] == ["mse", "huber"] and rows[1]["delta"] == 0.1
+    rows = (("mse", {"loss": "mse"}), ("huber δ=0.1", {"loss": "huber", "delta": 0.1}))
+    results = run_demo(rows=rows, verbose=False, out=tmp_path, train_steps=2, channels=8, t0=3)
+    assert [r["detector"] for r in results] == ["mse", "huber δ=0.1"]
     table = (tmp_path / "demo.md").read_text()
-    assert table.count("\n") == 4 and "| huber | 0.1 | 20% |" in table
-    assert (tmp_path / "demo.csv").read_text().startswith("loss,delta,contamination")
+    assert table.count("\n") == 4 and "| huber δ=0.1 | 20% |" in table
+    assert (tmp_path / "demo.csv").read_text().startswith("detector,contamination")
