@@ -56,7 +56,14 @@ PRESETS: dict[str, dict] = {
     # to finish in about an hour and a half on two CPU cores.
     "robust": {
         "datasets": ["forging", "rolling", "machine_sound", "grass"],
-        "methods": ["ddpm", "rddpm_paper", "rddpm:loss=l1,self_clean=false", "rddpm:loss=tukey,self_clean=false", "rddpm:self_clean=false", "rddpm"],
+        "methods": [
+            "ddpm",
+            "rddpm_paper",
+            "rddpm:loss=l1,self_clean=false",
+            "rddpm:loss=tukey,self_clean=false",
+            "rddpm:self_clean=false",
+            "rddpm",
+        ],
         "contamination": [0.0, 0.1, 0.2, 0.3],
         "seeds": [0, 1],
         "data": {
