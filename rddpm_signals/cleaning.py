@@ -45,9 +45,9 @@ class SelfCleaning:
         self,
         score: Callable[[nn.Module], np.ndarray],
         steps: int,
-        start: float = 0.3,
-        rounds: int = 3,
-        threshold: float = 3.0,
+        start: float = 0.1,
+        rounds: int = 5,
+        threshold: float = 1.5,
         max_share: float = 0.1,
         dilate: int = 2,
     ):

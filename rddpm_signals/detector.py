@@ -81,8 +81,10 @@ class RobustDiffusion(BaseDetector):
     self_clean: after ``clean_start`` of the training steps, score the training set ``clean_rounds`` times with the
         current model and drop from the loss the points whose per-position robust z-score exceeds
         ``clean_threshold`` (at most a ``clean_max_share`` of all points, dilated by ``clean_dilate``). On by
-        default: with LTS it kept the contamination gap within 0.01 AUROC on forging and rolling up to 30 %
-        (docs/RESULTS.md); it costs ``clean_rounds`` cheap scorings of the training set.
+        default (docs/RESULTS.md §2). The defaults start early (10 % of the steps, before the model has learnt the
+        rare defects) and flag aggressively (z > 1.5, so in practice the cap — the 10 % most anomalous points —
+        decides): on machine-sound spectrograms this cut the 20 % contamination gap from 0.17 to 0.03 AUROC
+        (seed 0), with no loss on forging and rolling. It costs ``clean_rounds`` cheap scorings of the training set.
     n_reconstructions: reconstructions averaged into each map.
     map_normalization: ``"none"`` (raw ``|x - x̂|``) or ``"position"``: a robust z-score per map position, learnt
         from the training maps at the end of ``fit`` (needs test samples on the training grid).
@@ -126,9 +128,9 @@ class RobustDiffusion(BaseDetector):
         eta: float = 0.0,
         noise: str = "gaussian",
         self_clean: bool = True,
-        clean_start: float = 0.3,
-        clean_rounds: int = 3,
-        clean_threshold: float = 3.0,
+        clean_start: float = 0.1,
+        clean_rounds: int = 5,
+        clean_threshold: float = 1.5,
         clean_max_share: float = 0.1,
         clean_dilate: int = 2,
         n_reconstructions: int = 1,

@@ -33,8 +33,15 @@ class ReconstructionSettings:
     def run(self, eps_model: Callable, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         kwargs = {} if self.noise_fn is None else {"noise_fn": self.noise_fn}
         return reconstruct(
-            eps_model, x, self.schedule, self.t0, sampler=self.sampler, reverse_steps=self.reverse_steps,
-            eta=self.eta, generator=generator, **kwargs,
+            eps_model,
+            x,
+            self.schedule,
+            self.t0,
+            sampler=self.sampler,
+            reverse_steps=self.reverse_steps,
+            eta=self.eta,
+            generator=generator,
+            **kwargs,
         )
 
 

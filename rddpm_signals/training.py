@@ -185,9 +185,7 @@ def train(
 
         value = float(out.loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(
-                f"training loss became {value} at step {step}: lower lr or check the input scale"
-            )
+            raise FloatingPointError(f"training loss became {value} at step {step}: lower lr or check the input scale")
         history.append(value)
         running = value if running is None else 0.98 * running + 0.02 * value
         bar.set_postfix(loss=f"{running:.4f}")

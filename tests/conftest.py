@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -6,7 +5,6 @@ import torch
 # The test tensors are tiny: one thread is faster than two (no thread-pool hand-offs) and cannot be slowed down
 # by oversubscription when something else runs on the two CI cores.
 torch.set_num_threads(1)
-
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ import adapters
 from adapters.base import Layout, cut, plan_windows, stitch
 
 HYPOTHESIS = settings(max_examples=25, deadline=None)
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "ADAPTERS.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "ADAPTERS.md"
 
 
 # ------------------------------------------------------------------------------------------------ a custom adapter
@@ -736,18 +737,19 @@ def test_a_single_nan_anywhere_is_named(shape, where):
 
 
 # ------------------------------------------------------------------------------------------------ docs example
-def _docs_snippet() -> str:
-    text = DOCS.read_text()
+def _docs_snippet(doc: Path) -> str:
+    text = doc.read_text()
     section = text[text.index("## Example: a vibration CSV export") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_docs_csv_adapter_is_short_and_works(tmp_path):
-    code = _docs_snippet()
+@pytest.mark.parametrize("doc", [DOCS, ROOT / "README.md"], ids=["ADAPTERS.md", "README.md"])
+def test_docs_csv_adapter_is_short_and_works(doc, tmp_path):
+    code = _docs_snippet(doc)
     assert len(code.strip().splitlines()) < 30
     namespace: dict = {}
     try:
-        exec(compile(code, str(DOCS), "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(code, str(doc), "exec"), namespace)  # noqa: S102 - our own documentation
         assert "vibration_csv" in adapters.available()
         rng = np.random.default_rng(13)
         files = []

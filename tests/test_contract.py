@@ -8,14 +8,21 @@ from helpers import TINY_1D, TINY_2D
 from rddpm_signals import RPCA, SSD, RobustDiffusion
 
 FACTORIES = {
+    # the library default: LTS with self-cleaning
+    "rddpm_default": lambda dims: RobustDiffusion(**(TINY_1D if dims == 1 else TINY_2D)),
     "rddpm": lambda dims: RobustDiffusion(**{**(TINY_1D if dims == 1 else TINY_2D), "loss": "huber"}),
     "ddpm": lambda dims: RobustDiffusion(**{**(TINY_1D if dims == 1 else TINY_2D), "loss": "mse"}),
     "anoddpm": lambda dims: RobustDiffusion(
         **{**(TINY_1D if dims == 1 else TINY_2D), "loss": "mse", "noise": "simplex"}
     ),
     "rddpm_self_clean": lambda dims: RobustDiffusion(
-        **{**(TINY_1D if dims == 1 else TINY_2D), "loss": "huber_adaptive", "self_clean": True,
-           "map_normalization": "position", "train_steps": 8}
+        **{
+            **(TINY_1D if dims == 1 else TINY_2D),
+            "loss": "huber_adaptive",
+            "self_clean": True,
+            "map_normalization": "position",
+            "train_steps": 8,
+        }
     ),
     "rpca": lambda dims: RPCA(dims=dims, max_iter=100),
     "ssd": lambda dims: SSD(dims=dims, knot_spacing=4.0),

@@ -178,8 +178,17 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
             if stop_at is not None and step == stop_at:
                 raise KeyboardInterrupt
 
-        return train(net, data, sched, make_loss("huber"), make_noise_fn("gaussian"), config,
-                     torch.Generator().manual_seed(1), torch.device("cpu"), on_step=on_step)
+        return train(
+            net,
+            data,
+            sched,
+            make_loss("huber"),
+            make_noise_fn("gaussian"),
+            config,
+            torch.Generator().manual_seed(1),
+            torch.device("cpu"),
+            on_step=on_step,
+        )
 
     reference = run(tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):

@@ -36,6 +36,10 @@ def test_cell_key_changes_with_every_setting():
         Cell("rolling", "rddpm", 0.2, 0, "smoke").key(),
     }
     assert len(keys) == 5
+    # settings of self-cleaning count only when it is on
+    off = Cell("forging", "rddpm:self_clean=false", 0.2, 0, "smoke")
+    assert off.key() == Cell("forging", "rddpm:self_clean=false,clean_rounds=7", 0.2, 0, "smoke").key()
+    assert base.key() != Cell("forging", "rddpm:clean_rounds=7", 0.2, 0, "smoke").key()
     # "clean" trains at contamination 0 whatever the cell's level: one key (one fit) for every level
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "clean", 0.3, 0, "smoke").key()
     assert Cell("forging", "clean", 0.2, 0, "smoke").resolved()["train_contamination"] == 0.0

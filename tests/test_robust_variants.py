@@ -127,8 +127,8 @@ def test_position_normalizer_is_robust_and_checks_the_grid():
 
 
 @pytest.mark.parametrize(
-    "loss", ["huber_adaptive", "pseudo_huber_scheduled", "lts_bucket", "lts_element", "tukey", "cauchy",
-             "geman_mcclure"]
+    "loss",
+    ["huber_adaptive", "pseudo_huber_scheduled", "lts_bucket", "lts_element", "tukey", "cauchy", "geman_mcclure"],
 )
 def test_every_variant_trains(tiny_1d_data, loss):
     det = RobustDiffusion(**{**TINY_1D, "loss": loss}).fit(tiny_1d_data)
@@ -136,8 +136,13 @@ def test_every_variant_trains(tiny_1d_data, loss):
 
 
 def test_self_clean_detector_records_its_mask_and_resumes(tiny_1d_data, tmp_path):
-    params = {**TINY_1D, "self_clean": True, "train_steps": 10, "clean_max_share": 0.05,
-              "checkpoint_path": str(tmp_path / "ck.pt")}
+    params = {
+        **TINY_1D,
+        "self_clean": True,
+        "train_steps": 10,
+        "clean_max_share": 0.05,
+        "checkpoint_path": str(tmp_path / "ck.pt"),
+    }
     det = RobustDiffusion(**params).fit(tiny_1d_data)
     assert det.clean_mask_.shape == (12, 33) and det.clean_mask_.dtype == bool
     assert 0 < det.clean_mask_.mean() <= 0.5  # 5 % flagged, then dilated by 2 points either side

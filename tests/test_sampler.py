@@ -54,9 +54,7 @@ def test_ddim_eta_zero_does_not_draw_noise_after_the_forward_step(x):
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize(
-    "sampler, steps", [("ddpm", None), ("ddpm", 7), ("ddim", None), ("ddim", 10), ("ddim", 1)]
-)
+@pytest.mark.parametrize("sampler, steps", [("ddpm", None), ("ddpm", 7), ("ddim", None), ("ddim", 10), ("ddim", 1)])
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 def test_oracle_model_reconstructs_exactly(x, sampler, steps, kind):
     """If the network knows x0, every chain must return x0 (up to float error): the update maths is right."""

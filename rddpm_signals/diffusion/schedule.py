@@ -39,9 +39,7 @@ def cosine_betas(num_steps: int = 1000, s: float = 0.008, max_beta: float = 0.99
     def alpha_bar(u: float) -> float:
         return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 
-    betas = [
-        min(1.0 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta) for i in range(num_steps)
-    ]
+    betas = [min(1.0 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta) for i in range(num_steps)]
     return np.asarray(betas, dtype=np.float64)
 
 
@@ -111,9 +109,9 @@ class NoiseSchedule:
     # ----------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw ``x_t ~ q(x_t | x_0)``. ``x0``, ``noise``: ``(B, …)``; ``t``: ``(B,)`` long."""
-        return _gather(self.sqrt_alphas_cumprod, t, x0) * x0 + _gather(
-            self.sqrt_one_minus_alphas_cumprod, t, x0
-        ) * noise
+        return (
+            _gather(self.sqrt_alphas_cumprod, t, x0) * x0 + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        )
 
     def q_mean_variance(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``(B, …)`` and variance ``(B, 1, …)`` of ``q(x_t | x_0)``."""
@@ -121,9 +119,10 @@ class NoiseSchedule:
 
     # ----------------------------------------------------------------- reverse-process helpers
     def predict_x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return _gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - _gather(
-            self.sqrt_recipm1_alphas_cumprod, t, x_t
-        ) * eps
+        return (
+            _gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+            - _gather(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+        )
 
     def predict_eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         return (_gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - x0) / _gather(

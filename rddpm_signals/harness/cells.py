@@ -50,6 +50,10 @@ class Cell:
         # a changed library default gives a new key instead of a stale cached result.
         params = _detector_class(detector)(dims=1, **params).get_params()
         params.pop("dims")
+        if detector == "RobustDiffusion" and not params["self_clean"]:
+            # Settings of a switched-off feature change nothing: keep them out of the key, so a new default for
+            # them does not invalidate the cells that never used them.
+            params = {k: v for k, v in params.items() if not k.startswith("clean_")}
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         return {
             "dataset": self.dataset,
