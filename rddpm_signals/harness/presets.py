@@ -62,6 +62,8 @@ PRESETS: dict[str, dict] = {
             "rddpm:loss=l1,self_clean=false",
             "rddpm:loss=tukey,self_clean=false",
             "rddpm:self_clean=false",
+            # self-cleaning with its first settings: late start, few rounds, strict threshold
+            "rddpm:clean_start=0.3,clean_rounds=3,clean_threshold=3.0",
             "rddpm",
         ],
         "contamination": [0.0, 0.1, 0.2, 0.3],
