@@ -139,7 +139,9 @@ def plot_contamination(rows: list[dict], methods: list[str], path: Path, metric:
             ax.errorbar(np.array(levels) * 100, mean, yerr=std, marker="o", capsize=3, label=method)
         ax.set(title=dataset, xlabel="training contamination (%)", ylabel=metric.replace("_", " "))
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="best")
+    # one legend under the panels, so long method names never cover a curve
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)))
     _savefig(fig, path)
 
 
