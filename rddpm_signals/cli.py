@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         "benchmark", help="run benchmarks/run.py's harness; options after 'benchmark' go to it", add_help=False
     )
 
-    demo = sub.add_parser("demo", help="Huber against MSE diffusion on contaminated forging strokes (~3 min)")
+    demo = sub.add_parser("demo", help="robust against plain (MSE) diffusion on contaminated forging strokes (~3 min)")
     demo.add_argument("--out", default="results/demo", help="folder for demo.md / demo.csv")
     data_options(demo)
     demo.set_defaults(run=_cmd_demo)
