@@ -21,9 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rddpm_signals import datasets  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auroc  # noqa: E402
 
@@ -55,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in (float(v) for v in args.contamination.split(",")):
         cell = Cell(args.dataset, args.method, c, args.seed, args.preset)
         resolved = cell.resolved()
-        data = datasets.load(
-            args.dataset, contamination=resolved["train_contamination"], seed=args.seed, **resolved["data_options"]
-        )
+        data = load_cell_data(resolved)
         if "test_defect" not in data.meta:
             p.error(
                 f"dataset {args.dataset!r} does not record meta['test_defect']: use rolling, machine_sound or a texture"

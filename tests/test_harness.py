@@ -142,3 +142,22 @@ def test_equivalent_spellings_share_one_key():
     spelled = Cell("forging", "rddpm:loss=huber,delta=1.0,self_clean=false,map_normalization=none", 0.2, 0, "smoke")
     assert paper.key() == spelled.key()
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
+
+
+def test_per_defect_benchmark_reports_every_kind(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from rddpm_signals.datasets.rolling import DEFECTS as ROLLING_DEFECTS
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "per_defect.py"
+    spec = importlib.util.spec_from_file_location("per_defect", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = ["--dataset", "rolling", "--preset", "smoke", "--contamination", "0", "--out", str(tmp_path)]
+    assert module.main(args) == 0
+    table = (tmp_path / "rolling_rddpm.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| contamination"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert columns[0] == "all" and len(columns) > 1 and set(columns[1:]) <= set(ROLLING_DEFECTS)
+    assert "| 0% |" in table

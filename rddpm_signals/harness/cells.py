@@ -22,7 +22,7 @@ from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
 
-__all__ = ["Cell", "run_cell", "build_detector", "N_EXAMPLES"]
+__all__ = ["Cell", "run_cell", "build_detector", "load_cell_data", "N_EXAMPLES"]
 
 N_EXAMPLES = 3  # defective test samples kept per cell for the example grids
 
@@ -76,6 +76,16 @@ def _detector_class(name: str) -> type:
     return {"RobustDiffusion": RobustDiffusion, "RPCA": RPCA, "SSD": SSD}[name]
 
 
+def load_cell_data(resolved: dict):
+    """The dataset a resolved cell configuration trains and tests on."""
+    return datasets.load(
+        resolved["dataset"],
+        contamination=resolved["train_contamination"],
+        seed=resolved["seed"],
+        **resolved["data_options"],
+    )
+
+
 def build_detector(resolved: dict, dims: int):
     """The detector a resolved cell configuration describes."""
     return _detector_class(resolved["detector"])(dims=dims, **resolved["params"])
@@ -91,9 +101,7 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
         return {**json.loads(path.read_text()), **asdict(cell)}
 
     resolved = cell.resolved()
-    data = datasets.load(
-        cell.dataset, contamination=resolved["train_contamination"], seed=cell.seed, **resolved["data_options"]
-    )
+    data = load_cell_data(resolved)
     detector = build_detector(resolved, data.dims)
     start = time.perf_counter()
     detector.fit(data.train_x)
