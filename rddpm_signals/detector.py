@@ -27,7 +27,7 @@ from .diffusion.schedule import NoiseSchedule
 from .losses import make_loss
 from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
-from .training import TrainConfig, autocast, train
+from .training import TrainConfig, TrainResult, autocast, train
 
 __all__ = ["RobustDiffusion", "channel_center_scale"]
 
@@ -80,11 +80,15 @@ class RobustDiffusion(BaseDetector):
     noise: ``"gaussian"`` or ``"simplex"`` (AnoDDPM), for training and scoring alike.
     self_clean: after ``clean_start`` of the training steps, score the training set ``clean_rounds`` times with the
         current model and drop from the loss the points whose per-position robust z-score exceeds
-        ``clean_threshold`` (at most a ``clean_max_share`` of all points, dilated by ``clean_dilate``). On by
-        default (docs/RESULTS.md §2). The defaults start early (10 % of the steps, before the model has learnt the
-        rare defects) and flag aggressively (z > 1.5, so in practice the cap — the 10 % most anomalous points —
-        decides): on machine-sound spectrograms this cut the 20 % contamination gap from 0.17 to 0.03 AUROC
-        (seed 0), with no loss on forging and rolling. It costs ``clean_rounds`` cheap scorings of the training set.
+        ``clean_threshold`` (at most a ``clean_max_share`` of all points), together with every point within
+        ``clean_dilate`` of one. On by default (docs/RESULTS.md §2). The defaults start early (10 % of the steps,
+        before the model has learnt the rare defects) and flag aggressively (z > 1.5, so the cap decides). The cap
+        applies *before* the dilation, and flagged points are scattered, so the share excluded is far larger than
+        the cap: measured 32–36 % of the points on forging strokes and 86–90 % on 32 × 32 images and
+        spectrograms, covering 92–99 % of the defect points. Excluding the same share at random scored far lower
+        (machine sound, 30 %: 0.73–0.75 against 0.83–0.89 AUROC), as did capping the share after the dilation;
+        ``clean_mask_.mean()`` reports the share a fit excluded. It costs ``clean_rounds`` cheap scorings of the
+        training set.
     n_reconstructions: reconstructions averaged into each map.
     map_normalization: ``"none"`` (raw ``|x - x̂|``) or ``"position"``: a robust z-score per map position, learnt
         from the training maps at the end of ``fit`` (needs test samples on the training grid).
@@ -133,6 +137,7 @@ class RobustDiffusion(BaseDetector):
         clean_threshold: float = 1.5,
         clean_max_share: float = 0.1,
         clean_dilate: int = 2,
+        clean_refits: int = 0,
         n_reconstructions: int = 1,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
@@ -172,6 +177,7 @@ class RobustDiffusion(BaseDetector):
         self.clean_threshold = clean_threshold
         self.clean_max_share = clean_max_share
         self.clean_dilate = clean_dilate
+        self.clean_refits = clean_refits
         self.n_reconstructions = n_reconstructions
         self.map_normalization = map_normalization
         self.map_smoothing = map_smoothing
@@ -199,6 +205,8 @@ class RobustDiffusion(BaseDetector):
             )
         if self.map_normalization not in MAP_NORMALIZATIONS:
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
+        if self.clean_refits < 0:
+            raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
         make_noise_fn(self.noise)
 
     def _make_net(self, n_channels: int) -> UNet:
@@ -260,14 +268,45 @@ class RobustDiffusion(BaseDetector):
         X = self._check_X(X, fitted=False)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
-        loss_fn = make_loss(
-            self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
-        )
         self.device_ = resolve_device(self.device)
         self.center_, self.scale_ = channel_center_scale(X)
         self.n_channels_ = int(X.shape[1])
         data = self._normalise(X)
 
+        prior: np.ndarray | None = None
+        stages = 1 + (self.clean_refits if self.self_clean else 0)
+        for stage in range(stages):
+            # Every stage starts from the same fresh network: a refit has never seen the points flagged before.
+            result = self._train_stage(data, schedule, t_range, prior, self._stage_checkpoint(stage, stages))
+            if result.weights is not None:
+                prior = result.weights[:, 0].numpy() == 0
+        self.net_ = result.ema
+        self.loss_history_ = np.asarray(result.history, dtype=np.float64)
+        if prior is not None:
+            self.clean_mask_ = prior
+        if self.map_normalization == "position":
+            self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
+        return self
+
+    def _stage_checkpoint(self, stage: int, stages: int) -> str | None:
+        """The final stage checkpoints at ``checkpoint_path``; earlier ones beside it (``….stage0`` …)."""
+        if self.checkpoint_path is None or stage == stages - 1:
+            return self.checkpoint_path
+        return f"{self.checkpoint_path}.stage{stage}"
+
+    def _train_stage(
+        self,
+        data: torch.Tensor,
+        schedule: NoiseSchedule,
+        t_range: int,
+        prior: np.ndarray | None,
+        checkpoint_path: str | None,
+    ) -> TrainResult:
+        """One training run from a fresh network; with self-cleaning, ``prior`` ``(N, …grid)`` (the points an
+        earlier stage excluded) is excluded from the first step on and stays excluded."""
+        loss_fn = make_loss(
+            self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(self.random_state, 0))
             net = self._make_net(self.n_channels_)
@@ -280,7 +319,7 @@ class RobustDiffusion(BaseDetector):
             grad_clip=self.grad_clip,
             precision=self.precision,
             t_max=self.train_t_max,
-            checkpoint_path=self.checkpoint_path,
+            checkpoint_path=checkpoint_path,
             verbose=self.verbose,
             description=f"fit {self.loss}",
         )
@@ -294,8 +333,9 @@ class RobustDiffusion(BaseDetector):
                 threshold=self.clean_threshold,
                 max_share=self.clean_max_share,
                 dilate=self.clean_dilate,
+                prior=prior,
             )
-        result = train(
+        return train(
             net,
             data,
             schedule,
@@ -306,13 +346,6 @@ class RobustDiffusion(BaseDetector):
             self.device_,
             reweighter=reweighter,
         )
-        self.net_ = result.ema
-        self.loss_history_ = np.asarray(result.history, dtype=np.float64)
-        if result.weights is not None:
-            self.clean_mask_ = result.weights[:, 0].numpy() == 0
-        if self.map_normalization == "position":
-            self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
-        return self
 
     def _fit_map_normalization(self, train_maps: np.ndarray) -> None:
         normalizer = PositionNormalizer().fit(smooth_maps(train_maps, self.map_smoothing))

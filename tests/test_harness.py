@@ -40,6 +40,9 @@ def test_cell_key_changes_with_every_setting():
     off = Cell("forging", "rddpm:self_clean=false", 0.2, 0, "smoke")
     assert off.key() == Cell("forging", "rddpm:self_clean=false,clean_rounds=7", 0.2, 0, "smoke").key()
     assert base.key() != Cell("forging", "rddpm:clean_rounds=7", 0.2, 0, "smoke").key()
+    # a parameter added later counts only away from the value that reproduces the code before it
+    assert Cell("forging", "rddpm:clean_refits=0", 0.2, 0, "smoke").key() == base.key()
+    assert Cell("forging", "rddpm:clean_refits=1", 0.2, 0, "smoke").key() != base.key()
     # "clean" trains at contamination 0 whatever the cell's level: one key (one fit) for every level
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "clean", 0.3, 0, "smoke").key()
     assert Cell("forging", "clean", 0.2, 0, "smoke").resolved()["train_contamination"] == 0.0
@@ -161,3 +164,27 @@ def test_per_defect_benchmark_reports_every_kind(tmp_path):
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
     assert columns[0] == "all" and len(columns) > 1 and set(columns[1:]) <= set(ROLLING_DEFECTS)
     assert "| 0% |" in table
+
+
+def test_cleaning_benchmark_reports_each_rule_and_restores_the_library_rule(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from rddpm_signals import cleaning
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cleaning.py"
+    spec = importlib.util.spec_from_file_location("cleaning_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    library_rule = cleaning.flag_points
+    args = ["--dataset", "forging", "--preset", "smoke", "--contamination", "0.3", "--out", str(tmp_path)]
+    assert module.main([*args, "--rules", "default,random:0.5,after_dilation:0.2"]) == 0
+    assert cleaning.flag_points is library_rule
+    rows = [line for line in (tmp_path / "forging_0.3.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["default", "random:0.5", "after_dilation:0.2"]
+    excluded = {row.split("|")[1].strip(): float(row.split("|")[4]) for row in rows}
+    assert 0.4 < excluded["random:0.5"] < 0.6 and excluded["after_dilation:0.2"] <= 0.21
+    with pytest.raises(ValueError, match="share"):
+        module.main([*args, "--rules", "random"])
+    with pytest.raises(ValueError, match="self-clean"):
+        module.main([*args, "--method", "ddpm"])

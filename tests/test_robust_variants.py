@@ -115,6 +115,38 @@ def test_self_cleaning_schedule():
         SelfCleaning(lambda ema: None, steps=10, start=1.0)
 
 
+def test_self_cleaning_with_a_prior_excludes_it_from_step_zero_and_keeps_it():
+    prior = np.zeros((3, 4), dtype=bool)
+    prior[0, 1] = True
+    maps = np.ones((3, 4))
+    maps[2, 3] = 50.0
+    cleaner = SelfCleaning(lambda ema: maps, steps=100, start=0.5, rounds=1, max_share=0.1, dilate=0, prior=prior)
+    assert sorted(cleaner.steps_due) == [0, 50]
+    assert cleaner.due(0)
+    weights = cleaner(None)
+    assert weights.shape == (3, 1, 4)
+    np.testing.assert_array_equal(weights[:, 0].numpy() == 0, prior)  # nothing scored yet: the prior alone
+    assert cleaner.due(50)
+    later = cleaner(None)[:, 0].numpy() == 0
+    assert later[0, 1] and later[2, 3] and later.sum() == 2  # the prior stays, the new flag joins it
+
+
+def test_a_refit_excludes_at_least_what_the_first_fit_excluded(tiny_1d_data, tmp_path):
+    params = {**TINY_1D, "self_clean": True, "train_steps": 10, "clean_max_share": 0.05}
+    once = RobustDiffusion(**params).fit(tiny_1d_data)
+    ckpt = tmp_path / "ck.pt"
+    refit = RobustDiffusion(**params, clean_refits=1, checkpoint_path=str(ckpt)).fit(tiny_1d_data)
+    # the refit's first stage is the single fit (same seed), and its mask is kept through the second stage
+    assert np.all(refit.clean_mask_[once.clean_mask_])
+    assert refit.clean_mask_.sum() >= once.clean_mask_.sum()
+    assert not np.array_equal(refit.anomaly_map(tiny_1d_data), once.anomaly_map(tiny_1d_data))
+    assert (tmp_path / "ck.pt.stage0").exists() and ckpt.exists()
+    again = RobustDiffusion(**params, clean_refits=1, checkpoint_path=str(ckpt)).fit(tiny_1d_data)  # resumes
+    np.testing.assert_array_equal(again.anomaly_map(tiny_1d_data), refit.anomaly_map(tiny_1d_data))
+    with pytest.raises(ValueError, match="clean_refits"):
+        RobustDiffusion(**params, clean_refits=-1).fit(tiny_1d_data)
+
+
 def test_position_normalizer_is_robust_and_checks_the_grid():
     rng = np.random.default_rng(1)
     maps = rng.normal(1.0, 0.2, size=(200, 8))

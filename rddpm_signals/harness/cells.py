@@ -26,6 +26,10 @@ __all__ = ["Cell", "run_cell", "build_detector", "load_cell_data", "N_EXAMPLES"]
 
 N_EXAMPLES = 3  # defective test samples kept per cell for the example grids
 
+# Parameters added after cells were cached, with the value that reproduces the code before them. At that value
+# they are left out of the key, so the cells cached before they existed stay valid.
+_ADDED_PARAMS = {"clean_refits": 0}
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -54,6 +58,7 @@ class Cell:
             # Settings of a switched-off feature change nothing: keep them out of the key, so a new default for
             # them does not invalidate the cells that never used them.
             params = {k: v for k, v in params.items() if not k.startswith("clean_")}
+        params = {k: v for k, v in params.items() if k not in _ADDED_PARAMS or v != _ADDED_PARAMS[k]}
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         return {
             "dataset": self.dataset,
