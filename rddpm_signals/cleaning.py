@@ -39,7 +39,8 @@ def flag_points(maps: np.ndarray, threshold: float, max_share: float, dilate: in
 
 class SelfCleaning:
     """A :class:`~rddpm_signals.training.Reweighter` that re-flags the training points ``rounds`` times, evenly
-    spaced from ``start`` (a share of ``steps``) to the end.
+    spaced from ``start`` (a share of ``steps``) to the end. The settings have no defaults here: the detector's
+    ``clean_*`` parameters are the one place they are set.
 
     ``score(ema)`` must return the training set's anomaly maps ``(N, …grid)`` under the EMA network. ``prior``
     ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
@@ -50,11 +51,12 @@ class SelfCleaning:
         self,
         score: Callable[[nn.Module], np.ndarray],
         steps: int,
-        start: float = 0.1,
-        rounds: int = 5,
-        threshold: float = 1.5,
-        max_share: float = 0.1,
-        dilate: int = 2,
+        *,
+        start: float,
+        rounds: int,
+        threshold: float,
+        max_share: float,
+        dilate: int,
         prior: np.ndarray | None = None,
     ):
         if not 0.0 <= start < 1.0 or rounds < 1:

@@ -14,6 +14,8 @@ from rddpm_signals.diffusion import NoiseSchedule
 from rddpm_signals.losses import ResidualScale, cauchy, geman_mcclure, make_loss, mse, tukey
 from rddpm_signals.scoring import PositionNormalizer
 
+CLEANING = dict(start=0.1, rounds=5, threshold=1.5, max_share=0.1, dilate=2)
+
 
 def test_residual_scale_tracks_a_robust_scale_per_bucket():
     scale = ResidualScale(t_range=1000, n_buckets=8, momentum=0.0)
@@ -109,10 +111,10 @@ def test_flag_points_finds_planted_defects_and_respects_the_cap():
 
 
 def test_self_cleaning_schedule():
-    cleaner = SelfCleaning(lambda ema: np.zeros((3, 4)), steps=100, start=0.4, rounds=3)
+    cleaner = SelfCleaning(lambda ema: np.zeros((3, 4)), steps=100, **{**CLEANING, "start": 0.4, "rounds": 3})
     assert sorted(cleaner.steps_due) == [40, 60, 80]
     with pytest.raises(ValueError):
-        SelfCleaning(lambda ema: None, steps=10, start=1.0)
+        SelfCleaning(lambda ema: None, steps=10, **{**CLEANING, "start": 1.0})
 
 
 def test_self_cleaning_with_a_prior_excludes_it_from_step_zero_and_keeps_it():
@@ -120,7 +122,9 @@ def test_self_cleaning_with_a_prior_excludes_it_from_step_zero_and_keeps_it():
     prior[0, 1] = True
     maps = np.ones((3, 4))
     maps[2, 3] = 50.0
-    cleaner = SelfCleaning(lambda ema: maps, steps=100, start=0.5, rounds=1, max_share=0.1, dilate=0, prior=prior)
+    cleaner = SelfCleaning(
+        lambda ema: maps, steps=100, start=0.5, rounds=1, threshold=1.5, max_share=0.1, dilate=0, prior=prior
+    )
     assert sorted(cleaner.steps_due) == [0, 50]
     assert cleaner.due(0)
     weights = cleaner(None)
