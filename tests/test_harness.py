@@ -147,16 +147,22 @@ def test_equivalent_spellings_share_one_key():
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
 
 
-def test_per_defect_benchmark_reports_every_kind(tmp_path):
+def _load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (the folder is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    from rddpm_signals.datasets.rolling import DEFECTS as ROLLING_DEFECTS
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "per_defect.py"
-    spec = importlib.util.spec_from_file_location("per_defect", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_per_defect_benchmark_reports_every_kind(tmp_path):
+    from rddpm_signals.datasets.rolling import DEFECTS as ROLLING_DEFECTS
+
+    module = _load_benchmark("per_defect")
     args = ["--dataset", "rolling", "--preset", "smoke", "--contamination", "0", "--out", str(tmp_path)]
     assert module.main(args) == 0
     table = (tmp_path / "rolling_rddpm.md").read_text()
@@ -167,15 +173,9 @@ def test_per_defect_benchmark_reports_every_kind(tmp_path):
 
 
 def test_cleaning_benchmark_reports_each_rule_and_restores_the_library_rule(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     from rddpm_signals import cleaning
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cleaning.py"
-    spec = importlib.util.spec_from_file_location("cleaning_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_benchmark("cleaning")
     library_rule = cleaning.flag_points
     args = ["--dataset", "forging", "--preset", "smoke", "--contamination", "0.3", "--out", str(tmp_path)]
     assert module.main([*args, "--rules", "default,random:0.5,after_dilation:0.2"]) == 0
