@@ -43,12 +43,14 @@ __all__ = ["Record", "WaveformAdapter", "AudioInput", "read_audio"]
 
 @dataclass
 class Record:
-    """One record: ``data`` ``(C, L)`` (or ``(L,)``), its ``sample_rate`` in Hz (``None``: the adapter's), and
-    where it came from (``source``, kept in the output map's attrs)."""
+    """One record: ``data`` ``(C, L)`` (or ``(L,)``), its ``sample_rate`` in Hz (``None``: the adapter's),
+    where it came from (``source``, kept in the output map's attrs) and its channel names (``channels``, e.g. a
+    CSV's column headers; ``None`` when unnamed)."""
 
     data: Any
     sample_rate: float | None = None
     source: str | None = None
+    channels: tuple[str, ...] | None = None
 
 
 def read_audio(path: str | os.PathLike) -> Record:
@@ -82,10 +84,18 @@ class AudioInput(BaseAdapter):
     resample: bool
 
     def read_item(self, item: Any) -> Record:
-        """One item → :class:`Record`: a file path, a :class:`Record`, an ``(array, rate)`` pair or an array."""
+        """One item → :class:`Record`: a file path, a :class:`Record`, an ``(array, rate)`` pair or an array.
+
+        Paths: audio files (WAV / FLAC / OGG), CSV files (a header, a time column, one column per channel) and
+        NPY / NPZ arrays (an NPY file takes the adapter's ``sample_rate``), read by
+        :func:`rddpm_signals.files.read_record`."""
         if isinstance(item, Record):
             return item
         if isinstance(item, str | os.PathLike):
+            if Path(item).suffix.lower() in (".csv", ".npy", ".npz"):
+                from rddpm_signals.files import read_record
+
+                return read_record(item, sample_rate=self.sample_rate)
             return read_audio(item)
         if isinstance(item, tuple) and len(item) == 2 and _is_rate(item[1]):
             return Record(item[0], sample_rate=float(item[1]))

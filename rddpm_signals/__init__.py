@@ -1,9 +1,26 @@
 """rddpm-signals: robust denoising diffusion models that find and outline defects in contaminated industrial
 signals — waveforms, spectrograms and images."""
 
-from . import datasets, metrics, thresholds
-from .baselines import RPCA, SSD
+from . import datasets, methods, metrics, thresholds
+from .baselines import RPCA, SSD, IsolationForestDetector, MatrixProfile
 from .detector import RobustDiffusion
+from .methods import make_detector
+from .model import AnomalyModel
+from .persistence import load_detector
 
 __version__ = "0.1.0"
-__all__ = ["RobustDiffusion", "RPCA", "SSD", "datasets", "metrics", "thresholds", "__version__"]
+__all__ = [
+    "RobustDiffusion",
+    "RPCA",
+    "SSD",
+    "MatrixProfile",
+    "IsolationForestDetector",
+    "AnomalyModel",
+    "make_detector",
+    "load_detector",
+    "datasets",
+    "methods",
+    "metrics",
+    "thresholds",
+    "__version__",
+]

@@ -1,11 +1,21 @@
 """Self-cleaning training: after a warm-up, score every training sample with the current model and give the
 points it flags zero weight in the loss (iterative trimmed-loss minimisation at the level of points).
 
-Flagging uses a robust z-score per map position (median / MAD over the training samples), so a position that is
-always hard to reconstruct is not flagged merely for that. A cap on the flagged share keeps the cleaning from ever
-discarding the normal mode, and a small dilation covers the soft edges of a defect. The cap counts the flagged
-points before the dilation: scattered flags dilate into a much larger excluded share (``SelfCleaning.flagged_share``
-records it per round; docs/RESULTS.md §8 gives measured values), and that large share is what worked best.
+Two rules choose the flagged points (``SelfCleaning(rule=…)``):
+
+- ``"share"`` (:func:`flag_points`): a robust z-score per map position (median / MAD over the training samples),
+  above a threshold and capped at a share of the points, then dilated. The cap counts the flagged points before the
+  dilation: scattered flags dilate into a much larger excluded share (``SelfCleaning.flagged_share`` records it per
+  round; docs/RESULTS.md §8 gives measured values). It excludes a fixed share whether or not there are defects.
+- ``"test"`` (:func:`flag_points_test`): a statistical test of each point against the bulk of the training maps.
+  The map is smoothed (so a defect's neighbouring points pool their evidence), log-transformed (reconstruction
+  errors are positive and right-skewed; their logarithm is close to Gaussian), z-scored per position with the
+  median / MAD, and a point is flagged only when its one-sided Gaussian p-value passes a Benjamini–Hochberg
+  false-discovery-rate control at ``fdr`` over all points. On data without defects it flags (almost) nothing.
+
+Either rule can also drop whole training samples (:func:`flag_samples`): a sample whose map as a whole is unlike
+the bulk — its mean (a sample of another kind) or its upper tail (a localised defect) — by the same test across
+samples.
 """
 
 from __future__ import annotations
@@ -14,12 +24,22 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy import ndimage
+from scipy import ndimage, stats
 from torch import nn
 
+from .base import smooth_maps
 from .scoring import PositionNormalizer
 
-__all__ = ["SelfCleaning", "flag_points"]
+__all__ = ["SelfCleaning", "flag_points", "flag_points_test", "flag_samples", "benjamini_hochberg", "CLEAN_RULES"]
+
+CLEAN_RULES = ("share", "test")
+
+
+def _dilate(flagged: np.ndarray, dilate: int) -> np.ndarray:
+    if dilate > 0 and flagged.any():
+        size = (1,) + (2 * dilate + 1,) * (flagged.ndim - 1)
+        flagged = ndimage.maximum_filter(flagged, size=size, mode="constant")
+    return flagged
 
 
 def flag_points(maps: np.ndarray, threshold: float, max_share: float, dilate: int) -> np.ndarray:
@@ -30,11 +50,61 @@ def flag_points(maps: np.ndarray, threshold: float, max_share: float, dilate: in
         raise ValueError(f"clean_max_share must lie in (0, 1), got {max_share}")
     z = PositionNormalizer().fit(maps).transform(maps)
     cut = max(threshold, float(np.quantile(z, 1.0 - max_share)))
-    flagged = z > cut
-    if dilate > 0 and flagged.any():
-        size = (1,) + (2 * dilate + 1,) * (maps.ndim - 1)
-        flagged = ndimage.maximum_filter(flagged, size=size, mode="constant")
-    return flagged
+    return _dilate(z > cut, dilate)
+
+
+def benjamini_hochberg(p: np.ndarray, fdr: float) -> np.ndarray:
+    """Bool array of ``p``'s shape: the discoveries of the Benjamini–Hochberg step-up procedure at level ``fdr``."""
+    if not 0.0 < fdr < 1.0:
+        raise ValueError(f"clean_fdr must lie in (0, 1), got {fdr}")
+    flat = np.asarray(p, dtype=np.float64).ravel()
+    m = flat.size
+    order = np.argsort(flat)
+    passed = flat[order] <= fdr * np.arange(1, m + 1) / m
+    out = np.zeros(m, dtype=bool)
+    if passed.any():
+        out[order[: int(np.flatnonzero(passed)[-1]) + 1]] = True
+    return out.reshape(np.shape(p))
+
+
+def _log_z(maps: np.ndarray, sigma: float) -> np.ndarray:
+    """Per-position robust z-score of the log of the smoothed maps ``(N, …grid)``."""
+    smooth = smooth_maps(np.asarray(maps, dtype=np.float64), sigma)
+    eps = 1e-3 * max(float(np.median(smooth)), 1e-12)
+    logs = np.log(np.maximum(smooth, 0.0) + eps)
+    return PositionNormalizer().fit(logs).transform(logs)
+
+
+def flag_points_test(maps: np.ndarray, fdr: float, dilate: int, sigma: float = 2.0) -> np.ndarray:
+    """Bool ``(N, …grid)``: points significantly above the bulk of the training maps ``(N, …grid)``.
+
+    The maps are smoothed with a Gaussian of ``sigma`` points, log-transformed and z-scored per position (median /
+    MAD over the samples); one-sided Gaussian p-values pass Benjamini–Hochberg at ``fdr`` over all points, and the
+    discoveries are dilated by ``dilate`` points.
+    """
+    z = _log_z(maps, sigma)
+    return _dilate(benjamini_hochberg(stats.norm.sf(z), fdr), dilate)
+
+
+def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Two per-sample statistics of the training maps ``(N, …grid)`` → ``(N, 2)``: the log of the sample's mean map
+    value (a sample unlike the rest everywhere) and the 99th percentile of its log-map z-scores (a localised
+    defect)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    flat = maps.reshape(len(maps), -1)
+    mean = np.log(flat.mean(axis=1) + 1e-3 * max(float(np.median(flat)), 1e-12))
+    tail = np.quantile(_log_z(maps, sigma).reshape(len(maps), -1), 0.99, axis=1)
+    return np.stack([mean, tail], axis=1)
+
+
+def flag_samples(maps: np.ndarray, fdr: float, sigma: float = 2.0) -> np.ndarray:
+    """Bool ``(N,)``: training samples whose statistics (:func:`sample_statistics`) lie significantly above the
+    bulk: each statistic is robustly z-scored across samples (median / MAD), the two one-sided p-values are combined
+    by Bonferroni (twice the smaller), and Benjamini–Hochberg at ``fdr`` runs over the samples."""
+    feats = sample_statistics(maps, sigma)
+    z = PositionNormalizer().fit(feats).transform(feats)
+    p = np.minimum(1.0, 2.0 * stats.norm.sf(z).min(axis=1))
+    return benjamini_hochberg(p, fdr)
 
 
 class SelfCleaning:
@@ -44,7 +114,9 @@ class SelfCleaning:
 
     ``score(ema)`` must return the training set's anomaly maps ``(N, …grid)`` under the EMA network. ``prior``
     ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
-    to every later mask.
+    to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
+    smoothed by ``sigma``); ``samples`` also drops whole samples that :func:`flag_samples` flags at ``fdr``.
+    ``dropped_samples`` records how many samples each round dropped whole.
     """
 
     def __init__(
@@ -58,28 +130,48 @@ class SelfCleaning:
         max_share: float,
         dilate: int,
         prior: np.ndarray | None = None,
+        rule: str = "share",
+        fdr: float = 0.01,
+        samples: bool = False,
+        sigma: float = 2.0,
     ):
         if not 0.0 <= start < 1.0 or rounds < 1:
             raise ValueError("clean_start must lie in [0, 1) and clean_rounds be >= 1")
+        if rule not in CLEAN_RULES:
+            raise ValueError(f"unknown clean_rule {rule!r}: use one of {CLEAN_RULES}")
         first = int(start * steps)
         self.steps_due = {first + (steps - first) * k // rounds for k in range(rounds)}
         if prior is not None:
             self.steps_due.add(0)
         self.prior = prior
         self.score, self.threshold, self.max_share, self.dilate = score, threshold, max_share, dilate
+        self.rule, self.fdr, self.samples, self.sigma = rule, fdr, samples, sigma
         self.mask: np.ndarray | None = None
         self.flagged_share: list[float] = []
+        self.dropped_samples: list[int] = []
         self._step = -1
 
     def due(self, step: int) -> bool:
         self._step = step
         return step in self.steps_due
 
+    def _flag(self, maps: np.ndarray) -> np.ndarray:
+        # flag_points is looked up in this module at every call, so benchmarks/cleaning.py can swap it.
+        if self.rule == "share":
+            mask = flag_points(maps, self.threshold, self.max_share, self.dilate)
+        else:
+            mask = flag_points_test(maps, self.fdr, self.dilate, self.sigma)
+        if self.samples:
+            drop = flag_samples(maps, self.fdr, self.sigma)
+            mask[drop] = True
+            self.dropped_samples.append(int(drop.sum()))
+        return mask
+
     def __call__(self, ema: nn.Module) -> torch.Tensor:
         if self.prior is not None and self._step == 0:
             self.mask = self.prior.copy()  # nothing to score with yet
         else:
-            self.mask = flag_points(self.score(ema), self.threshold, self.max_share, self.dilate)
+            self.mask = self._flag(self.score(ema))
             if self.prior is not None:
                 self.mask |= self.prior
         self.flagged_share.append(float(self.mask.mean()))

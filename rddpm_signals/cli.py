@@ -1,62 +1,58 @@
-"""Command line: ``rddpm-signals fit | score | demo | benchmark | plot``.
+"""Command line: ``rddpm-signals fit | score | report | example | benchmark | demo``.
 
-Data arguments accept a ``.npy`` array ``(N, C, L)`` / ``(N, C, H, W)``, an ``.npz`` file (key ``x``, or its only
-array), or a built-in dataset as ``dataset:NAME`` (training split) / ``dataset:NAME:test`` (test split).
+From a folder of recordings to flagged defects::
+
+    rddpm-signals fit train/ --adapter waveform --method rddpm --out press.model
+    rddpm-signals score press.model new/ --out result.nc --segments segments.csv
+    rddpm-signals report result.nc --out report/
+
+PATH arguments are files, folders (searched recursively; names starting with ``_`` or ``.`` are skipped) or glob
+patterns. Recognised files: WAV / FLAC / OGG, CSV (a time column, then one column per channel), NPY / NPZ,
+PNG / JPEG / TIFF / BMP, netCDF.
+
+Exit codes: 0 ran; 1 records were flagged and ``--fail-on-flag`` was given; 2 bad input or usage (one line on
+stderr, nothing written); 3 an internal error (one line; ``--debug`` shows the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-from ._io import atomic_path
-from .base import quantile_scores
-from .losses import LOSSES
-
-__all__ = ["main", "read_samples"]
+__all__ = ["main", "EXIT_OK", "EXIT_FLAGGED", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
 
 
-def read_samples(spec: str, contamination: float = 0.2, seed: int = 0) -> tuple[np.ndarray, int | None]:
-    """Read the samples named by ``spec``; returns ``(X, dims)`` where ``dims`` is known only for built-in data."""
-    if spec.startswith("dataset:"):
-        from . import datasets
-
-        parts = spec.split(":")
-        data = datasets.load(parts[1], contamination=contamination, seed=seed)
-        split = parts[2] if len(parts) > 2 else "train"
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r} in {spec!r}: use dataset:NAME:train or dataset:NAME:test")
-        return (data.train_x if split == "train" else data.test_x), data.dims
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"no data file at {spec!r}: pass a .npy/.npz file or dataset:NAME")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "x" in z.files:
-                return z["x"], None
-            if len(z.files) == 1:
-                return z[z.files[0]], None
-            raise ValueError(f"{spec!r} holds {z.files}: store the samples under the key 'x'")
-    raise ValueError(f"unsupported data file {spec!r}: use .npy, .npz or dataset:NAME")
+class CLIError(ValueError):
+    """A problem with the user's input, reported as one line and exit code 2."""
 
 
-def _infer_dims(X: np.ndarray, dims: int | None, given: int | None) -> int:
-    if given is not None:
-        return given
-    if dims is not None:
-        return dims
-    if X.ndim in (3, 4):
-        return X.ndim - 2
-    raise ValueError(f"cannot infer dims from an array of shape {X.shape}: pass --dims 1 or --dims 2")
+# ---------------------------------------------------------------------------------------------------- options
+#: adapter options: flag → (constructor parameter, type, help); only the ones the chosen adapter takes apply
+_ADAPTER_OPTIONS: dict[str, tuple[str, Any, str]] = {
+    "--sample-rate": ("sample_rate", float, "model sample rate in Hz (waveform, spectrogram; NPY files need it)"),
+    "--resample": ("resample", None, "resample records at other rates (waveform, spectrogram)"),
+    "--window": ("window", int, "samples per model window (waveform; xarray along time); default whole records"),
+    "--hop": ("hop", int, "samples between window starts (default: the window, no overlap)"),
+    "--n-fft": ("n_fft", int, "FFT size (spectrogram)"),
+    "--hop-length": ("hop_length", int, "samples between spectrogram frames (spectrogram)"),
+    "--n-mels": ("n_mels", int, "mel bands; 0 for the linear STFT (spectrogram)"),
+    "--f-min": ("f_min", float, "lowest frequency in Hz (spectrogram)"),
+    "--f-max": ("f_max", float, "highest frequency in Hz (spectrogram)"),
+    "--window-frames": ("window_frames", int, "frames per model window (spectrogram)"),
+    "--hop-frames": ("hop_frames", int, "frames between windows (spectrogram)"),
+    "--size": ("size", int, "resize images to SIZE x SIZE pixels (image)"),
+    "--tile": ("tile", int, "cut images into TILE x TILE patches (image)"),
+    "--stride": ("stride", int, "pixels between tiles (image; default: the tile)"),
+    "--color": ("color", str, "auto | grey | rgb (image)"),
+}
 
-
-#: RobustDiffusion parameters that ``fit`` exposes as options (name → type).
-_FIT_OPTIONS = {
+#: RobustDiffusion options exposed as flags (the rest through --method rddpm:key=value)
+_DETECTOR_OPTIONS: dict[str, type] = {
     "loss": str,
     "delta": float,
     "trim": float,
@@ -70,117 +66,346 @@ _FIT_OPTIONS = {
     "noise": str,
     "precision": str,
     "map_smoothing": float,
-    "device": str,
 }
 
 
-def _cmd_fit(args: argparse.Namespace) -> int:
-    from .detector import RobustDiffusion
+def _value(text: str) -> Any:
+    import json
 
-    X, known = read_samples(args.data, args.contamination, args.seed)
-    # Options left unset fall through to RobustDiffusion's own defaults.
-    params = {name: getattr(args, name) for name in _FIT_OPTIONS if getattr(args, name) is not None}
-    params.update(
-        dims=_infer_dims(X, known, args.dims),
-        random_state=args.seed,
-        checkpoint_path=args.checkpoint,
-        verbose=not args.quiet,
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _adapter(name: str, args: argparse.Namespace, paths: list[Path]) -> tuple[Any, str]:
+    """The adapter instance the options describe, and its name."""
+    from . import files
+
+    if name == "auto":
+        name = files.auto_adapter(paths)
+    cls = files.resolve_adapter(name)
+    accepted = set(cls().get_params()) if hasattr(cls, "get_params") else set()
+    params: dict[str, Any] = {}
+    for flag, (param, _, _) in _ADAPTER_OPTIONS.items():
+        value = getattr(args, param)
+        if value is None or value is False:
+            continue
+        if param not in accepted:
+            raise CLIError(f"{flag} does not apply to the {name} adapter: leave it out or pick another --adapter")
+        params[param] = None if (param == "n_mels" and value == 0) else value
+    if param_pairs := args.adapter_option:
+        for pair in param_pairs:
+            key, eq, value = pair.partition("=")
+            if not eq or not key:
+                raise CLIError(f"bad --adapter-option {pair!r}: write KEY=VALUE")
+            if accepted and key not in accepted:
+                raise CLIError(f"the {name} adapter has no option {key!r}: use one of {sorted(accepted)}")
+            params[key] = _value(value)
+    try:
+        return cls(**params), name
+    except TypeError as err:
+        raise CLIError(f"bad options for the {name} adapter ({err})") from None
+
+
+def _detector_params(args: argparse.Namespace) -> dict:
+    """Detector constructor values given as flags; only those given (the rest keep the method's defaults)."""
+    from .methods import parse_method
+
+    spec = parse_method(args.method)
+    params = {name: getattr(args, name) for name in _DETECTOR_OPTIONS if getattr(args, name) is not None}
+    if params and not spec.is_diffusion:
+        flags = ", ".join("--" + k.replace("_", "-") for k in params)
+        raise CLIError(f"{flags} apply to diffusion methods only, not {spec.base!r}: leave them out")
+    if spec.is_diffusion:
+        params.update(
+            random_state=args.seed,
+            verbose=not args.quiet and sys.stderr.isatty(),
+            checkpoint_path=args.checkpoint,
+        )
+        if args.device is not None:
+            params["device"] = args.device
+    return params
+
+
+def _check_output(path: str, what: str) -> Path:
+    """Fail before any long work when ``path`` cannot be written: a scratch file is created and removed in the
+    nearest existing folder on its way (missing folders are created only when the output is written)."""
+    import tempfile
+
+    out = Path(path)
+    if out.is_dir():
+        raise CLIError(f"{what} {path!r} is a folder: pass a file name")
+    probe = out.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(str(probe))
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".rddpm-write-check."):
+            pass
+    except OSError as err:
+        raise CLIError(
+            f"cannot write {what} {path!r}: {str(probe)!r} is not a writable folder ({type(err).__name__})"
+        ) from None
+    return out
+
+
+def _check_device(device: str | None) -> None:
+    if device is None or device in ("auto", "cpu"):
+        return
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"--device {device}: no CUDA device on this machine: pass --device cpu or auto")
+
+
+def _paths(specs: list[str]) -> list[Path]:
+    from . import files
+
+    return files.expand_paths(specs)
+
+
+def _info(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from . import files
+    from .model import AnomalyModel
+
+    out = _check_output(args.out, "model file")
+    _check_device(args.device)
+    paths = _paths(args.paths)
+    adapter, adapter_name = _adapter(args.adapter, args, paths)
+    params = _detector_params(args)
+    model = AnomalyModel(
+        adapter,
+        args.method,
+        threshold=args.threshold,
+        k=args.k,
+        contamination=args.contamination,
+        detector_params=params,
     )
-    det = RobustDiffusion(**params).fit(X)
-    det.save(args.out)
-    print(f"fitted on {X.shape}; final loss {det.loss_history_[-100:].mean():.4f}; saved to {args.out}")
-    return 0
+    items = files.read_items(paths, type(adapter), **_reader_options(args))
+    _info(args, f"fitting {args.method} on {len(items)} file(s) with the {adapter_name} adapter …")
+    start = time.perf_counter()
+    try:
+        model.fit(items)
+    except ValueError as err:
+        raise CLIError(files.cli_message(err, paths)) from None
+    model.save(out)
+    n = len(model.train_scores_)
+    _info(
+        args,
+        f"fitted on {n} model sample(s) from {len(items)} file(s) in {time.perf_counter() - start:.0f} s; "
+        f"thresholds: {model.thresholds_.describe()}; saved to {out}",
+    )
+    return EXIT_OK
+
+
+def _reader_options(args: argparse.Namespace) -> dict:
+    options = {}
+    if getattr(args, "sample_rate", None) is not None:
+        options["sample_rate"] = args.sample_rate
+    if getattr(args, "variable", None) is not None:
+        options["variable"] = args.variable
+    return options
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .detector import RobustDiffusion
+    from tqdm.auto import tqdm
 
-    det = RobustDiffusion.load(args.model, device=args.device)
-    X, _ = read_samples(args.data, args.contamination, args.seed)
-    maps = det.anomaly_map(X)
-    scores = quantile_scores(maps, det.score_quantile)
-    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, maps=maps, scores=scores)
-    order = np.argsort(-scores)[: min(5, len(scores))]
-    print(f"scored {len(scores)} samples; maps {maps.shape} and scores written to {args.out}")
-    print("highest scores: " + ", ".join(f"#{i}: {scores[i]:.3f}" for i in order))
-    return 0
+    from . import __version__, files
+    from .model import AnomalyModel, results_dataset
+    from .results import summary_lines, write_result, write_segments_csv
+
+    out = _check_output(args.out, "result file")
+    seg_out = _check_output(args.segments, "segments file") if args.segments else None
+    _check_device(args.device)
+    model = AnomalyModel.load(args.model, device=args.device)
+    thresholds = model.thresholds_for(
+        method=args.threshold,
+        k=args.k,
+        contamination=args.contamination,
+        score=args.score_threshold,
+        map=args.map_threshold,
+    )
+    paths = _paths(args.paths)
+    sample_rate = getattr(model.adapter_, "sample_rate_", None)
+    reader = {"sample_rate": sample_rate} if sample_rate is not None else {}
+    if args.variable is not None:
+        reader["variable"] = args.variable
+    items = files.read_items(paths, type(model.adapter_), **reader)
+    bar = tqdm(total=len(items), desc="score", unit="file", disable=args.quiet or not sys.stderr.isatty())
+    try:
+        results = list(
+            model.score_items(
+                items,
+                thresholds,
+                chunk_windows=args.chunk_windows,
+                keep_signal=not args.no_signal,
+                segments_in=args.segments_in,
+                progress=lambda _: bar.update(),
+            )
+        )
+    except ValueError as err:
+        raise CLIError(files.cli_message(err, paths)) from None
+    finally:
+        bar.close()
+    units = {"waveform": ("s", ""), "spectrogram": ("s", "Hz"), "image": ("px", "px")}
+    main_unit, second_unit = units.get(model.modality_, ("", ""))
+    table, groups = results_dataset(
+        results,
+        thresholds,
+        {
+            "modality": model.modality_,
+            "main_unit": main_unit,
+            "second_unit": second_unit,
+            "signal_units": "dB" if model.modality_ == "spectrogram" else "",
+            "model": str(args.model),
+            "method": model.method_label,
+            "adapter": type(model.adapter_).__name__,
+            "rddpm_signals_version": __version__,
+        },
+    )
+    write_result(out, table, groups)
+    if seg_out is not None:
+        write_segments_csv(seg_out, table)
+    if not args.quiet:
+        print("\n".join(summary_lines(table, top=args.top)))
+        print(f"results written to {out}" + (f" and {seg_out}" if seg_out else ""))
+    flagged = bool(table["flagged"].values.any())
+    return EXIT_FLAGGED if (flagged and args.fail_on_flag) else EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"report folder {args.out!r} is a file: pass a folder")
+    _check_output(str(out / "index.html"), "report folder")
+    index = write_report(args.result, out, which="all" if args.all else "flagged", top=args.top)
+    _info(args, f"report written to {index}")
+    return EXIT_OK
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from .examples import example_command
+
+    return example_command(args) or EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(contamination=args.contamination, seed=args.seed, out=args.out)
-    return 0
+    return EXIT_OK
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    import matplotlib
+# ---------------------------------------------------------------------------------------------------- parser
+def _common(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    q.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    X, _ = read_samples(args.data, args.contamination, args.seed)
-    with np.load(args.maps, allow_pickle=False) as z:
-        if "maps" not in z.files:
-            raise ValueError(f"{args.maps!r} has no 'maps' array: pass the .npz written by 'rddpm-signals score'")
-        maps, scores = z["maps"], z["scores"]
-    if maps.shape[0] != X.shape[0] or maps.shape[1:] != X.shape[2:]:
-        raise ValueError(f"maps {maps.shape} do not match the data {X.shape}: score the same data first")
-    picks = args.samples if args.samples else list(np.argsort(-scores)[:3])
-    fig, axes = plt.subplots(len(picks), 2, figsize=(9, 2.2 * len(picks)), squeeze=False)
-    for (ax_x, ax_m), i in zip(axes, picks, strict=True):
-        if X.ndim == 3:
-            ax_x.plot(X[i].T, lw=0.7)
-            ax_m.plot(maps[i], color="C3", lw=0.8)
-        else:
-            ax_x.imshow(X[i].mean(axis=0), cmap="gray")
-            ax_m.imshow(maps[i], cmap="magma")
-        ax_x.set_ylabel(f"#{i} score {scores[i]:.2f}", fontsize=8)
-    axes[0, 0].set_title("input")
-    axes[0, 1].set_title("anomaly map")
-    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    print(f"plotted samples {[int(i) for i in picks]} to {args.out}")
-    return 0
+def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
+    g = q.add_argument_group("thresholds (label-free)")
+    g.add_argument(
+        "--threshold",
+        choices=("mad", "quantile"),
+        default="mad" if at_fit else None,
+        help="mad: median + k·MAD of the training scores and map values (default); quantile: the (1 − "
+        "contamination) quantile of the training scores" + ("" if at_fit else " (default: the model's)"),
+    )
+    g.add_argument("--k", type=float, default=3.0 if at_fit else None, help="MAD multiple (default 3)")
+    g.add_argument("--contamination", type=float, help="prior share of defective samples, for --threshold quantile")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rddpm-signals", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    from .methods import METHODS
 
-    def data_options(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--contamination", type=float, default=0.2, help="for dataset:NAME (default 0.2)")
-        q.add_argument("--seed", type=int, default=0, help="data and model seed (default 0)")
+    p = argparse.ArgumentParser(
+        prog="rddpm-signals",
+        description="Find and outline defects in signals without a clean training set.",
+        epilog="Exit codes: 0 ran; 1 flagged (score --fail-on-flag); 2 bad input; 3 internal error; 130 interrupted.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = sub.add_parser("fit", help="train a detector on (possibly contaminated) samples and save it")
-    fit.add_argument("data", help=".npy / .npz file or dataset:NAME")
-    fit.add_argument("--out", required=True, help="where to save the fitted detector (.pt)")
-    fit.add_argument("--dims", type=int, choices=(1, 2), help="1 for (N, C, L), 2 for (N, C, H, W); inferred")
-    fit.add_argument("--loss", choices=sorted(LOSSES), help="default: RobustDiffusion's")
-    for name, kind in _FIT_OPTIONS.items():
-        if name != "loss":
-            fit.add_argument(f"--{name.replace('_', '-')}", type=kind, help="default: RobustDiffusion's")
-    fit.add_argument("--checkpoint", default=None, help="checkpoint file to write and resume from")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    data_options(fit)
+    fit = sub.add_parser("fit", help="train a model on a folder of (possibly defective) recordings")
+    fit.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (recursive) or glob patterns")
+    fit.add_argument("--out", required=True, help="the model file to write (e.g. press.model)")
+    fit.add_argument(
+        "--adapter",
+        default="auto",
+        help="waveform | spectrogram | image | xarray | auto (from the file types) | a registered name | module:Class",
+    )
+    fit.add_argument(
+        "--method",
+        default="rddpm",
+        help=f"one of {', '.join(METHODS)}, optionally with constructor overrides: 'rddpm:train_steps=500,t0=50'",
+    )
+    ad = fit.add_argument_group("adapter options (those the adapter takes)")
+    for flag, (param, kind, text) in _ADAPTER_OPTIONS.items():
+        if kind is None:
+            ad.add_argument(flag, dest=param, action="store_true", help=text)
+        else:
+            ad.add_argument(flag, dest=param, type=kind, help=text)
+    ad.add_argument("--variable", help="the netCDF variable to read (xarray)")
+    ad.add_argument("--adapter-option", action="append", metavar="KEY=VALUE", help="any other adapter parameter")
+    det = fit.add_argument_group("diffusion options (default: the method's)")
+    for name, kind in _DETECTOR_OPTIONS.items():
+        det.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    det.add_argument("--checkpoint", help="checkpoint file to write during training and resume from")
+    fit.add_argument("--device", help="auto (CUDA when present) | cpu | cuda | cuda:N")
+    fit.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
+    _threshold_options(fit, at_fit=True)
+    _common(fit)
     fit.set_defaults(run=_cmd_fit)
 
-    score = sub.add_parser("score", help="anomaly maps and scores of samples with a saved detector")
-    score.add_argument("model", help="a detector saved by 'fit'")
-    score.add_argument("data", help=".npy / .npz file or dataset:NAME[:test]")
-    score.add_argument("--out", required=True, help="output .npz with 'maps' and 'scores'")
-    score.add_argument("--device", default=None, help="override the saved device")
-    data_options(score)
+    score = sub.add_parser("score", help="score recordings with a fitted model → netCDF result (+ CSV of segments)")
+    score.add_argument("model", help="the model file written by 'fit'")
+    score.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (recursive) or glob patterns")
+    score.add_argument("--out", required=True, help="the result file to write (netCDF, e.g. result.nc)")
+    score.add_argument("--segments", help="also write the flagged segments as CSV")
+    score.add_argument("--score-threshold", type=float, help="flag records whose score is above this value")
+    score.add_argument("--map-threshold", type=float, help="segments are where the map is above this value")
+    score.add_argument(
+        "--segments-in",
+        choices=("flagged", "all"),
+        default="flagged",
+        help="report segments in flagged records only (default) or in every record",
+    )
+    _threshold_options(score, at_fit=False)
+    score.add_argument("--fail-on-flag", action="store_true", help="exit with code 1 when any record is flagged")
+    score.add_argument("--no-signal", action="store_true", help="leave the input signals out of the result file")
+    score.add_argument("--chunk-windows", type=int, default=256, help="windows per chunk on long records (256)")
+    score.add_argument("--variable", help="the netCDF variable to read (xarray)")
+    score.add_argument("--device", help="override the model's device")
+    score.add_argument("--top", type=int, default=10, help="records listed in the summary (10)")
+    _common(score)
     score.set_defaults(run=_cmd_score)
 
-    plot = sub.add_parser("plot", help="plot inputs beside their anomaly maps (highest scores by default)")
-    plot.add_argument("maps", help="the .npz written by 'score'")
-    plot.add_argument("data", help="the data that was scored")
-    plot.add_argument("--out", required=True, help="output .png")
-    plot.add_argument("--samples", type=lambda t: [int(v) for v in t.split(",")], help="e.g. 0,5,9")
-    data_options(plot)
-    plot.set_defaults(run=_cmd_plot)
+    for name in ("report", "plot"):
+        rep = sub.add_parser(
+            name, help="pictures of the flagged records and an index page" + (" (= report)" if name == "plot" else "")
+        )
+        rep.add_argument("result", help="the result file written by 'score'")
+        rep.add_argument("--out", required=True, help="the folder to write index.html and the PNGs to")
+        rep.add_argument("--all", action="store_true", help="a picture of every record, not only the flagged ones")
+        rep.add_argument("--top", type=int, help="at most this many records, highest scores first")
+        _common(rep)
+        rep.set_defaults(run=_cmd_report)
+
+    ex = sub.add_parser("example", help="write example recordings (a folder of forging strokes) to try the CLI on")
+    from .examples import add_example_arguments
+
+    add_example_arguments(ex)
+    _common(ex)
+    ex.set_defaults(run=_cmd_example)
 
     sub.add_parser(
         "benchmark", help="run benchmarks/run.py's harness; options after 'benchmark' go to it", add_help=False
@@ -188,13 +413,16 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="robust against plain (MSE) diffusion on contaminated forging strokes (~3 min)")
     demo.add_argument("--out", default="results/demo", help="folder for demo.md / demo.csv")
-    data_options(demo)
+    demo.add_argument("--contamination", type=float, default=0.2, help="share of defective training strokes (0.2)")
+    demo.add_argument("--seed", type=int, default=0)
+    _common(demo)
     demo.set_defaults(run=_cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run the command line; returns the exit code (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["benchmark"]:
         from .harness import main as benchmark_main
 
@@ -202,9 +430,26 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as err:
-        print(f"rddpm-signals {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"rddpm-signals {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as err:  # CLIError is a ValueError; OSError: unreadable or unwritable files
+        if args.debug:
+            raise
+        from .files import cli_message
+
+        print(f"rddpm-signals {args.command}: error: {cli_message(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # noqa: BLE001 - a traceback shown to a CLI user is a bug; --debug shows it
+        if args.debug:
+            raise
+        message = " ".join(str(err).split())
+        print(
+            f"rddpm-signals {args.command}: internal error ({type(err).__name__}: {message}); rerun with --debug "
+            "for the traceback and report it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

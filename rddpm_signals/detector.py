@@ -4,11 +4,14 @@ Fitting learns a robust per-channel normalisation (median / IQR: the training da
 UNet on the normalised samples. Scoring noises each sample part-way (``t0`` forward steps), denoises it back to a
 "healthy" reconstruction ``x̂`` and maps ``|x - x̂|`` (in normalised units, averaged over channels).
 
-Plain DDPM is ``RobustDiffusion(loss="mse")``; AnoDDPM is ``RobustDiffusion(loss="mse", noise="simplex")``.
+Self-cleaning is on by default, so plain DDPM is ``RobustDiffusion(loss="mse", self_clean=False)`` and AnoDDPM
+``RobustDiffusion(loss="mse", noise="simplex", self_clean=False)``; :mod:`rddpm_signals.methods` holds the table of
+these presets (``make_detector("ddpm", dims=1)``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +22,21 @@ import torch
 from ._io import atomic_torch_save
 from ._robust import robust_center_scale
 from ._validation import check_fitted, resolve_device
-from .base import BaseDetector, smooth_maps
-from .cleaning import SelfCleaning
+from .base import BaseDetector, quantile_scores, smooth_maps
+from .cleaning import CLEAN_RULES, SelfCleaning
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
 from .losses import make_loss
+from .maps import (
+    MAP_STRUCTURES,
+    SCORE_MODES,
+    EnergyReference,
+    RobustSampleScore,
+    combine_maps,
+    sample_features,
+    structure_error,
+)
 from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
 from .training import TrainConfig, TrainResult, autocast, train
@@ -93,12 +105,28 @@ class RobustDiffusion(BaseDetector):
         previous run excluded held out from the first step (and cleaning on top). Each refit costs a whole fit.
         One refit raised machine-sound AUROC at every contamination level (+0.004 to +0.029) but lowered rolling
         by 0.013–0.021 and moved forging and grass by at most 0.007 (docs/RESULTS.md §8), so the default is 0.
+    clean_rule: how self-cleaning flags points: ``"share"`` (the rule above) or ``"test"``: a point is flagged only
+        when its smoothed log-map z-score (per position, median / MAD over the training samples) is significant
+        against that bulk under a Benjamini–Hochberg false-discovery rate ``clean_fdr`` over all points, then dilated
+        by ``clean_dilate``; on data without defects it flags (almost) nothing (:mod:`rddpm_signals.cleaning`).
+    clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
+    clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
+        among the training samples (same test, across samples).
     n_reconstructions: reconstructions averaged into each map.
     map_normalization: ``"none"`` (raw ``|x - x̂|``) or ``"position"``: a robust z-score per map position, learnt
         from the training maps at the end of ``fit`` (needs test samples on the training grid).
     map_smoothing: Gaussian σ (in samples / pixels) applied to each map; 0 = none. Pixel-level reconstruction
         error is noisy where the normal data have fine texture; σ = 2 raised pixel AUROC on forging and rolling.
+    map_t0s: ``None`` (only ``t0``) or several depths, e.g. ``(50, 100, 200)``: the map is the mean of their
+        ``|x - x̂|`` maps, each divided by its median over the training maps (learnt at the end of ``fit``).
+    map_structure: ``"none"``; ``"recon"``: add the local-structure error ``|E(x) - E(x̂)|`` (``E`` = log local
+        standard deviation, :mod:`rddpm_signals.maps`); ``"bulk"``: add ``|z|`` of ``E(x)`` against the training
+        samples at the same position (sees texture that is missing even where ``x̂`` copies ``x``). Either is
+        divided by its training median and averaged with the (normalised) reconstruction map.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
+    score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
+        ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
+        learnt at the end of ``fit``). :meth:`score_maps` applies it to maps already computed.
     scoring_batch_size: samples per batch when scoring.
     device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, …
     random_state: seed of initialisation, batch order and scoring noise; same seed → same maps.
@@ -142,10 +170,16 @@ class RobustDiffusion(BaseDetector):
         clean_max_share: float = 0.1,
         clean_dilate: int = 2,
         clean_refits: int = 0,
+        clean_rule: str = "share",
+        clean_fdr: float = 0.01,
+        clean_samples: bool = False,
         n_reconstructions: int = 1,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
+        map_t0s: Sequence[int] | None = None,
+        map_structure: str = "none",
         score_quantile: float = 0.99,
+        score_mode: str = "quantile",
         scoring_batch_size: int = 64,
         device: str = "auto",
         random_state: int | None = 0,
@@ -182,10 +216,16 @@ class RobustDiffusion(BaseDetector):
         self.clean_max_share = clean_max_share
         self.clean_dilate = clean_dilate
         self.clean_refits = clean_refits
+        self.clean_rule = clean_rule
+        self.clean_fdr = clean_fdr
+        self.clean_samples = clean_samples
         self.n_reconstructions = n_reconstructions
         self.map_normalization = map_normalization
         self.map_smoothing = map_smoothing
+        self.map_t0s = map_t0s
+        self.map_structure = map_structure
         self.score_quantile = score_quantile
+        self.score_mode = score_mode
         self.scoring_batch_size = scoring_batch_size
         self.device = device
         self.random_state = random_state
@@ -211,7 +251,25 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
+        if self.clean_rule not in CLEAN_RULES:
+            raise ValueError(f"unknown clean_rule {self.clean_rule!r}: use one of {CLEAN_RULES}")
+        if not 0.0 < self.clean_fdr < 1.0:
+            raise ValueError(f"clean_fdr must lie in (0, 1), got {self.clean_fdr}")
+        if self.map_structure not in MAP_STRUCTURES:
+            raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
+        if self.score_mode not in SCORE_MODES:
+            raise ValueError(f"unknown score_mode {self.score_mode!r}: use one of {SCORE_MODES}")
+        for t0 in self._t0s():
+            if not 0 <= int(t0) <= self.timesteps:
+                raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
+
+    def _t0s(self) -> list[int]:
+        return [self.t0] if self.map_t0s is None else [int(t) for t in self.map_t0s]
+
+    def _needs_reference(self) -> bool:
+        """Whether scoring needs statistics of the training maps learnt at the end of ``fit``."""
+        return len(self._t0s()) > 1 or self.map_structure != "none" or self.score_mode == "features"
 
     def _make_net(self, n_channels: int) -> UNet:
         return UNet(
@@ -258,7 +316,7 @@ class RobustDiffusion(BaseDetector):
             self._eps_model(net),
             Z,
             self._settings(fast),
-            _generator(self.random_state, _SCORE_STREAM),
+            _seed(self.random_state, _SCORE_STREAM),
             self.device_,
             batch_size=self.scoring_batch_size,
             n_reconstructions=1 if fast else self.n_reconstructions,
@@ -288,7 +346,9 @@ class RobustDiffusion(BaseDetector):
         self.loss_history_ = np.asarray(result.history, dtype=np.float64)
         if prior is not None:
             self.clean_mask_ = prior
-        if self.map_normalization == "position":
+        if self._needs_reference():
+            self._fit_scoring_reference(data)
+        elif self.map_normalization == "position":
             self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
         return self
 
@@ -338,6 +398,10 @@ class RobustDiffusion(BaseDetector):
                 max_share=self.clean_max_share,
                 dilate=self.clean_dilate,
                 prior=prior,
+                rule=self.clean_rule,
+                fdr=self.clean_fdr,
+                samples=self.clean_samples,
+                sigma=self.map_smoothing,
             )
         return train(
             net,
@@ -354,6 +418,63 @@ class RobustDiffusion(BaseDetector):
     def _fit_map_normalization(self, train_maps: np.ndarray) -> None:
         normalizer = PositionNormalizer().fit(smooth_maps(train_maps, self.map_smoothing))
         self.map_center_, self.map_scale_ = normalizer.center_, normalizer.scale_
+
+    @contextlib.contextmanager
+    def _at_t0(self, t0: int):
+        """Temporarily score at depth ``t0`` (through the one scoring path, :meth:`_raw_maps`)."""
+        saved = self.t0
+        self.t0 = int(t0)
+        try:
+            yield
+        finally:
+            self.t0 = saved
+
+    def _map_parts(self, Z: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The raw ``|z - ẑ|`` map at each depth of :meth:`_t0s` and the structure map (or ``None``)."""
+        parts, structure = [], []
+        for t0 in self._t0s():
+            with self._at_t0(t0):
+                raw, recon = self._raw_maps(Z, self.net_)
+            parts.append(raw)
+            if self.map_structure == "recon":
+                structure.append(structure_error(Z.numpy(), recon.numpy(), max(self.map_smoothing, 1.0)))
+        if self.map_structure == "recon":
+            return parts, np.mean(np.stack(structure), axis=0)
+        if self.map_structure == "bulk":
+            ref = EnergyReference(max(self.map_smoothing, 1.0))
+            ref.normalizer_ = PositionNormalizer()
+            ref.normalizer_.center_, ref.normalizer_.scale_ = self.energy_center_, self.energy_scale_
+            return parts, ref.error(Z.numpy())
+        return parts, None
+
+    def _scoring_maps(self, Z: torch.Tensor) -> np.ndarray:
+        """Raw (unsmoothed) maps ``(N, …grid)`` with the multi-t0 and structure options; plain ``|z - ẑ|`` when
+        they are off."""
+        if not (len(self._t0s()) > 1 or self.map_structure != "none"):
+            return self._raw_maps(Z, self.net_)[0]
+        parts, structure = self._map_parts(Z)
+        maps = combine_maps(parts, None if len(parts) == 1 and structure is None else self.map_t0_scale_)
+        if structure is not None:
+            maps = 0.5 * (maps + structure / max(float(self.structure_scale_), 1e-12))
+        return maps
+
+    def _fit_scoring_reference(self, data: torch.Tensor) -> None:
+        """Learn, from the training maps, the scales of the multi-t0 / structure maps, the local-energy reference,
+        the position normalisation and the whole-sample score's reference."""
+        if self.map_structure == "bulk":
+            ref = EnergyReference(max(self.map_smoothing, 1.0)).fit(data.numpy())
+            self.energy_center_, self.energy_scale_ = ref.normalizer_.center_, ref.normalizer_.scale_
+        if len(self._t0s()) > 1 or self.map_structure != "none":
+            parts, structure = self._map_parts(data)
+            self.map_t0_scale_ = np.array([max(float(np.median(p)), 1e-12) for p in parts])
+            if structure is not None:
+                self.structure_scale_ = np.asarray(max(float(np.median(structure)), 1e-12))
+        train_raw = self._scoring_maps(data)
+        if self.map_normalization == "position":
+            self._fit_map_normalization(train_raw)
+        if self.score_mode == "features":
+            scorer = RobustSampleScore(random_state=0).fit(sample_features(self._finish_maps(train_raw)))
+            self.sample_location_, self.sample_precision_ = scorer.location_, scorer.precision_
 
     def _finish_maps(self, raw: np.ndarray) -> np.ndarray:
         maps = smooth_maps(raw, self.map_smoothing)
@@ -377,10 +498,29 @@ class RobustDiffusion(BaseDetector):
         ``map_normalization="position"``) z-scored per position: ``(N, L)`` or ``(N, H, W)``, higher = more
         anomalous."""
         X = self._check_X(X, fitted=True)
-        return self._finish_maps(self._raw_maps(self._normalise(X), self.net_)[0])
+        return self._finish_maps(self._scoring_maps(self._normalise(X)))
+
+    def score_maps(self, maps: np.ndarray) -> np.ndarray:
+        """Per-sample scores ``(N,)`` of maps ``(N, …grid)`` from :meth:`anomaly_map`, by ``score_mode``."""
+        if self.score_mode == "mean":
+            return np.asarray(maps, dtype=np.float64).reshape(len(maps), -1).mean(axis=1)
+        if self.score_mode == "features":
+            check_fitted(self, "sample_location_")
+            scorer = RobustSampleScore()
+            scorer.location_, scorer.precision_ = self.sample_location_, self.sample_precision_
+            return scorer.score(sample_features(maps))
+        return quantile_scores(maps, self.score_quantile)
+
+    def anomaly_score(self, X: object) -> np.ndarray:
+        """Per-sample score ``(N,)``: :meth:`score_maps` of :meth:`anomaly_map` (by default the
+        ``score_quantile`` quantile of each map)."""
+        return self.score_maps(self.anomaly_map(X))
 
     # ----------------------------------------------------------------------------------------------- persistence
     _FITTED_ARRAYS = ("center_", "scale_", "loss_history_", "map_center_", "map_scale_", "clean_mask_")
+    # learnt only when the map_t0s / map_structure / score_mode options are on
+    _FITTED_ARRAYS += ("map_t0_scale_", "structure_scale_", "energy_center_", "energy_scale_")
+    _FITTED_ARRAYS += ("sample_location_", "sample_precision_")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters, EMA weights, normalisations and fitted arrays to ``path`` (atomically)."""

@@ -1,18 +1,44 @@
 """From a trained noise predictor to anomaly maps: partial-diffusion reconstruction errors, batched, and a robust
-per-position normalisation of maps learnt on (contaminated) training maps."""
+per-position normalisation of maps learnt on (contaminated) training maps.
+
+Scoring noise is drawn per sample, from a generator seeded by the model's seed and a hash of the sample's own
+values (:func:`sample_seeds`), so a sample's map is a function of (model, sample) alone: the same whether it is
+scored alone, in any batch, in any order or in any company.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .diffusion.noise import NoiseFn
+from .diffusion.noise import NoiseFn, gaussian_noise
 from .diffusion.sampler import reconstruct
 from .diffusion.schedule import NoiseSchedule
 
-__all__ = ["ReconstructionSettings", "error_maps", "PositionNormalizer"]
+__all__ = ["ReconstructionSettings", "error_maps", "PositionNormalizer", "sample_seeds", "per_sample_noise"]
+
+
+def sample_seeds(Z: torch.Tensor, seed: int) -> list[int]:
+    """One 63-bit seed per sample of ``Z`` ``(N, …)``: a hash of ``seed`` and the sample's float32 bytes."""
+    values = Z.detach().to("cpu", torch.float32).contiguous().numpy()
+    key = int(seed).to_bytes(8, "little", signed=True)
+    return [
+        int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest(), "little") >> 1 for row in values
+    ]
+
+
+def per_sample_noise(base: NoiseFn, generators: Sequence[torch.Generator]) -> NoiseFn:
+    """A noise function that draws row ``i`` of every ``(B, …)`` request from ``generators[i]`` alone."""
+
+    def draw(shape: tuple[int, ...], _generator: torch.Generator | None = None) -> torch.Tensor:
+        if shape[0] != len(generators):
+            raise ValueError(f"asked for {shape[0]} noise rows but {len(generators)} sample generators exist")
+        return torch.cat([base((1, *shape[1:]), g) for g in generators])
+
+    return draw
 
 
 class ReconstructionSettings:
@@ -30,8 +56,16 @@ class ReconstructionSettings:
         self.schedule, self.t0, self.sampler = schedule, t0, sampler
         self.reverse_steps, self.eta, self.noise_fn = reverse_steps, eta, noise_fn
 
-    def run(self, eps_model: Callable, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        kwargs = {} if self.noise_fn is None else {"noise_fn": self.noise_fn}
+    def run(
+        self,
+        eps_model: Callable,
+        x: torch.Tensor,
+        generator: torch.Generator | None,
+        noise_fn: NoiseFn | None = None,
+    ) -> torch.Tensor:
+        """Reconstruct ``x`` ``(B, C, …)``; ``noise_fn`` (else the settings' own) draws with ``generator``."""
+        noise_fn = noise_fn or self.noise_fn
+        kwargs = {} if noise_fn is None else {"noise_fn": noise_fn}
         return reconstruct(
             eps_model,
             x,
@@ -50,7 +84,7 @@ def error_maps(
     eps_model: Callable,
     Z: torch.Tensor,
     settings: ReconstructionSettings,
-    generator: torch.Generator,
+    seed: int,
     device: torch.device,
     batch_size: int = 64,
     n_reconstructions: int = 1,
@@ -58,15 +92,20 @@ def error_maps(
     """``|z - ẑ|`` averaged over channels and ``n_reconstructions`` draws: ``(N, …grid)`` float32 on the CPU.
 
     ``Z``: normalised samples ``(N, C, …)`` on the CPU. Also returns the mean reconstruction ``(N, C, …)``.
+    Each sample's noise comes from its own generator (``seed`` and the sample's values, :func:`sample_seeds`), so
+    ``batch_size`` and the other samples do not change a sample's map.
     """
+    base = settings.noise_fn or gaussian_noise
+    seeds = sample_seeds(Z, seed)
     maps, recons = [], []
     for start in range(0, Z.shape[0], max(1, batch_size)):
         z = Z[start : start + batch_size]
         zd = z.to(device)
+        noise_fn = per_sample_noise(base, [torch.Generator().manual_seed(s) for s in seeds[start : start + len(z)]])
         err = torch.zeros((z.shape[0], *z.shape[2:]))
         rec = torch.zeros(z.shape)
         for _ in range(n_reconstructions):
-            r = settings.run(eps_model, zd, generator).float().cpu()
+            r = settings.run(eps_model, zd, None, noise_fn).float().cpu()
             err += (z - r).abs().mean(dim=1)
             rec += r
         maps.append(err / n_reconstructions)

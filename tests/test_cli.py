@@ -1,60 +1,198 @@
-"""The rddpm-signals command line: fit → score → plot, data specs, and one-line errors."""
+"""The rddpm-signals command line, run as a user runs it: in a subprocess, on files.
+
+Every subcommand runs end to end on a small folder of forging strokes; every bad input gives one line on stderr, a
+documented exit code, no traceback and no output file.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+import xarray as xr
 
-from rddpm_signals.cli import main, read_samples
-
-TINY = ["--channels", "8", "--train-steps", "3", "--batch-size", "4", "--t0", "3", "--quiet", "--device", "cpu"]
-
-
-def test_fit_score_plot_round_trip(tmp_path, tiny_1d_data, capsys):
-    data = tmp_path / "x.npy"
-    np.save(data, tiny_1d_data)
-    model, maps = tmp_path / "m.pt", tmp_path / "maps.npz"
-    assert main(["fit", str(data), "--out", str(model), *TINY, "--loss", "huber", "--delta", "0.5"]) == 0
-    assert main(["score", str(model), str(data), "--out", str(maps)]) == 0
-    with np.load(maps) as z:
-        assert z["maps"].shape == (12, 33) and z["scores"].shape == (12,)
-    assert main(["plot", str(maps), str(data), "--out", str(tmp_path / "p.png")]) == 0
-    assert (tmp_path / "p.png").stat().st_size > 0
-    out = capsys.readouterr().out
-    assert "saved to" in out and "highest scores" in out
-
-
-def test_fit_passes_only_given_options(tmp_path, tiny_1d_data):
-    from rddpm_signals import RobustDiffusion
-
-    np.save(tmp_path / "x.npy", tiny_1d_data)
-    main(["fit", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.pt"), *TINY])
-    det = RobustDiffusion.load(tmp_path / "m.pt")
-    assert det.loss == RobustDiffusion().loss and det.channels == 8 and det.dims == 1
+# A tiny diffusion model: seconds on one core.
+TINY = [
+    "--method",
+    "rddpm:timesteps=50,attention=false,clean_rounds=2",
+    "--channels",
+    "8",
+    "--train-steps",
+    "4",
+    "--batch-size",
+    "4",
+    "--t0",
+    "5",
+    "--device",
+    "cpu",
+]
 
 
-def test_dataset_specs():
-    X, dims = read_samples("dataset:forging:test", contamination=0.1, seed=0)
-    assert dims == 1 and X.ndim == 3
-    with pytest.raises(ValueError, match="split"):
-        read_samples("dataset:forging:validation")
+def cli(*args: str, cwd: Path | None = None, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(
+        [sys.executable, "-m", "rddpm_signals.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
-def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
-    assert main(["fit", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "m.pt")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "no data file" in err
-    bad = tmp_path / "bad.npy"
-    np.save(bad, np.full((3, 1, 8), np.nan))
-    assert main(["fit", str(bad), "--out", str(tmp_path / "m.pt"), *TINY]) == 2
-    assert "NaN" in capsys.readouterr().err
-    assert not (tmp_path / "m.pt").exists()
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    err = proc.stderr.strip()
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert err.count("\n") == 0, err
+    assert "Traceback" not in err and err.startswith("rddpm-signals "), err
+    for word in words:
+        assert word.lower() in err.lower(), (word, err)
 
 
-def test_demo_writes_its_table(tmp_path):
-    from rddpm_signals.demo import run_demo
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """Example recordings (train: 24 strokes, 20 % defective; test: 8) and a tiny model fitted on them."""
+    root = tmp_path_factory.mktemp("cli")
+    assert cli("example", "forging", str(root / "train"), "--n", "24", "--quiet").returncode == 0
+    assert cli("example", "forging", str(root / "new"), "--split", "test", "--n", "8", "--quiet").returncode == 0
+    proc = cli("fit", str(root / "train"), "--out", str(root / "press.model"), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "thresholds" in proc.stdout and "saved to" in proc.stdout
+    return root
 
-    rows = (("mse", {"loss": "mse"}), ("huber δ=0.1", {"loss": "huber", "delta": 0.1}))
-    results = run_demo(rows=rows, verbose=False, out=tmp_path, train_steps=2, channels=8, t0=3)
-    assert [r["detector"] for r in results] == ["mse", "huber δ=0.1"]
-    table = (tmp_path / "demo.md").read_text()
-    assert table.count("\n") == 4 and "| huber δ=0.1 | 20% |" in table
-    assert (tmp_path / "demo.csv").read_text().startswith("detector,contamination")
+
+def test_score_writes_netcdf_csv_and_summary(workdir):
+    out, seg = workdir / "result.nc", workdir / "segments.csv"
+    proc = cli("score", str(workdir / "press.model"), str(workdir / "new"), "--out", str(out), "--segments", str(seg))
+    assert proc.returncode == 0, proc.stderr
+    assert "records," in proc.stdout and "stroke_0000.csv" in proc.stdout
+    table = xr.open_dataset(out)
+    assert table.sizes["record"] == 8
+    assert table.attrs["modality"] == "waveform" and table.attrs["main_unit"] == "s"
+    assert all(Path(s).name.startswith("stroke_") for s in table["source"].values)
+    np.testing.assert_array_equal(table["flagged"].values, table["score"].values > table.attrs["score_threshold"])
+    rec = xr.open_dataset(out, group="records/r00000")
+    assert rec["anomaly"].dims == ("time",) and rec["time"].attrs["units"] == "s"
+    assert rec["signal"].shape[0] == 4  # four stations
+    assert seg.read_text().startswith("file,record,start,end,unit")
+    table.close()
+    rec.close()
+
+
+def test_threshold_override_and_fail_on_flag(workdir):
+    out = workdir / "low.nc"
+    # a score threshold below every score flags every record, and --fail-on-flag turns that into exit code 1
+    proc = cli(
+        "score",
+        str(workdir / "press.model"),
+        str(workdir / "new"),
+        "--out",
+        str(out),
+        "--score-threshold",
+        "-1",
+        "--map-threshold",
+        "-1",
+        "--fail-on-flag",
+        "--quiet",
+    )
+    assert proc.returncode == 1, proc.stderr
+    table = xr.open_dataset(out)
+    assert table["flagged"].values.all() and table.attrs["threshold_method"] == "manual"
+    assert table.attrs["map_threshold"] == -1.0
+    # every point above −1: one segment per record spanning it
+    assert (table["n_segments"].values == 1).all()
+    table.close()
+    high = cli("score", str(workdir / "press.model"), str(workdir / "new"), "--out", str(out), "--k", "1000")
+    assert high.returncode == 0 and "0 flagged" in high.stdout
+
+
+def test_report_writes_pictures_and_index(workdir):
+    result = workdir / "all.nc"
+    assert (
+        cli("score", str(workdir / "press.model"), str(workdir / "new"), "--out", str(result), "--quiet").returncode
+        == 0
+    )
+    proc = cli("report", str(result), "--out", str(workdir / "report"), "--all", "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted((workdir / "report").glob("*.png"))
+    assert len(pngs) == 3 and all(p.stat().st_size > 5000 for p in pngs)
+    index = (workdir / "report" / "index.html").read_text()
+    assert all(p.name in index for p in pngs)
+    # 'plot' is the same command
+    assert cli("plot", str(result), "--out", str(workdir / "report2"), "--quiet").returncode == 0
+
+
+@pytest.mark.parametrize("method", ["rpca", "ssd"])
+def test_classical_methods_through_the_same_files(workdir, method):
+    model = workdir / f"{method}.model"
+    assert cli("fit", str(workdir / "train"), "--method", method, "--out", str(model), "--quiet").returncode == 0
+    proc = cli("score", str(model), str(workdir / "new" / "stroke_000*.csv"), "--out", str(workdir / f"{method}.nc"))
+    assert proc.returncode == 0, proc.stderr
+    assert xr.open_dataset(workdir / f"{method}.nc").attrs["method"] == method
+
+
+def test_wav_folder_and_mixed_sample_rates(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "wav"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"a{i}.wav", rng.normal(size=512).astype(np.float32), 1000, subtype="FLOAT")
+    sf.write(folder / "odd.wav", rng.normal(size=512).astype(np.float32), 800, subtype="FLOAT")
+    proc = cli("fit", str(folder), "--out", str(tmp_path / "m.model"), *TINY)
+    assert_one_line_error(proc, 2, "Hz", "--resample")
+    assert not (tmp_path / "m.model").exists()
+
+
+def test_bad_inputs_are_one_line_errors(workdir, tmp_path):
+    model = str(workdir / "press.model")
+    out = str(tmp_path / "r.nc")
+    # a missing path
+    assert_one_line_error(cli("fit", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.model")), 2, "nowhere")
+    # an unreadable (corrupt) file
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    assert_one_line_error(cli("score", model, str(tmp_path / "broken.wav"), "--out", out), 2, "broken.wav")
+    # a folder with no readable file
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    assert_one_line_error(cli("score", model, str(tmp_path / "empty"), "--out", out), 2, "empty")
+    # a model file from another detector: a bare detector saved from Python, and a file that is no model at all
+    from rddpm_signals import RPCA
+
+    RPCA().fit(np.random.default_rng(0).normal(size=(8, 1, 16))).save(tmp_path / "rpca.npz")
+    assert_one_line_error(cli("score", str(tmp_path / "rpca.npz"), str(workdir / "new"), "--out", out), 2, "model")
+    assert_one_line_error(cli("score", str(workdir / "new" / "stroke_0000.csv"), str(workdir / "new"), "--out", out), 2)
+    # an option the adapter does not take, an unknown method parameter, an unwritable output, a CUDA-less device
+    assert_one_line_error(
+        cli("fit", str(workdir / "train"), "--n-mels", "32", "--out", str(tmp_path / "m.model")), 2, "--n-mels"
+    )
+    proc = cli("fit", str(workdir / "train"), "--method", "rddpm:colour=red", "--out", str(tmp_path / "m.model"))
+    assert_one_line_error(proc, 2, "colour")
+    assert_one_line_error(cli("score", model, str(workdir / "new"), "--out", "/proc/no/r.nc"), 2, "writable")
+    assert not Path(out).exists() and not (tmp_path / "m.model").exists()
+
+
+def test_user_adapter_by_module_path_and_entry_point(workdir, tmp_path):
+    """An adapter from the user's own package: as ``module:Class``, and by name through an entry point."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "myplant.py").write_text(
+        'import adapters\n\n\nclass PlantAdapter(adapters.WaveformAdapter):\n    """Press CSV exports."""\n'
+    )
+    dist = plugins / "myplant-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplant\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[rddpm_signals.adapters]\nplant = myplant:PlantAdapter\n")
+    for name in ("myplant:PlantAdapter", "plant"):
+        model = tmp_path / f"{name.replace(':', '_')}.model"
+        proc = cli("fit", str(workdir / "train"), "--adapter", name, "--out", str(model), *TINY, pythonpath=plugins)
+        assert proc.returncode == 0, proc.stderr
+        proc = cli("score", str(model), str(workdir / "new"), "--out", str(tmp_path / "r.nc"), pythonpath=plugins)
+        assert proc.returncode == 0, proc.stderr
+        assert xr.open_dataset(tmp_path / "r.nc").attrs["adapter"] == "PlantAdapter"
+    # without the plugin on the path, the model names the missing module in one line
+    proc = cli("score", str(model), str(workdir / "new"), "--out", str(tmp_path / "r2.nc"))
+    assert_one_line_error(proc, 2, "myplant")

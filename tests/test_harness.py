@@ -188,3 +188,56 @@ def test_cleaning_benchmark_reports_each_rule_and_restores_the_library_rule(tmp_
         module.main([*args, "--rules", "random"])
     with pytest.raises(ValueError, match="self-clean"):
         module.main([*args, "--method", "ddpm"])
+
+
+def test_plots_give_every_method_its_own_style_and_maps_one_scale(tmp_path, monkeypatch):
+    import numpy as np
+
+    from rddpm_signals.harness import report
+
+    methods = [f"m{k}" for k in range(25)]
+    styles = report.method_styles(methods)
+    assert len({(s["color"], s["marker"]) for s in styles.values()}) == 25
+    assert len({s["color"] for s in list(styles.values())[:20]}) == 20  # no colour repeats among 20 methods
+    assert report.method_styles(methods[:3]) == {m: styles[m] for m in methods[:3]}  # fixed by method order
+
+    figures = []
+    monkeypatch.setattr(report, "_savefig", lambda fig, path: figures.append(fig))
+    rows = [
+        {"dataset": "d", "method": m, "contamination": c, "seed": 0, "pixel_auroc": 0.5 + 0.01 * k}
+        for k, m in enumerate(methods[:12])
+        for c in (0.0, 0.2)
+    ]
+    report.plot_contamination(rows, methods[:12], tmp_path / "c.png")
+    lines = [line for line in figures[-1].axes[0].get_lines() if line.get_marker() not in (None, "None", "_")]
+    assert len({(str(line.get_color()), line.get_marker()) for line in lines}) == 12
+    assert figures[-1].axes[0].get_xlabel() == "training contamination (%)"
+
+    rng = np.random.default_rng(0)
+    examples = {
+        m: {
+            "x": rng.random((1, 1, 8, 10)),
+            "map": scale * rng.random((1, 8, 10)),
+            "mask": np.zeros((1, 8, 10)),
+            **({"recon": rng.random((1, 1, 8, 10))} if m == "a" else {}),
+        }
+        for m, scale in (("a", 1.0), ("b", 10.0), ("c", 100.0))
+    }
+    report.plot_examples(examples, "toy", tmp_path / "e.png")
+    fig = figures[-1]
+    grid = [ax for ax in fig.axes if ax.get_title().startswith("anomaly map")]
+    assert len(grid) == 3
+    clims = {ax.get_images()[0].get_clim() for ax in grid}
+    top = max(float(examples[m]["map"].max()) for m in examples)
+    assert len(clims) == 1 and np.isclose(clims.pop()[1], top)  # one colour scale for every method's map
+    assert sum(ax.get_title() == "input" for ax in fig.axes) == 3  # column titles on every row
+    assert any("anomaly" in ax.get_xlabel() for ax in fig.axes)  # the maps' colour bar
+
+    examples_1d = {
+        m: {"x": rng.random((1, 2, 16)), "map": s * rng.random((1, 16)), "mask": np.zeros((1, 16))}
+        for m, s in (("a", 1.0), ("b", 5.0))
+    }
+    report.plot_examples(examples_1d, "toy 1D", tmp_path / "e1.png")
+    maps = [ax for ax in figures[-1].axes if ax.get_title().startswith("anomaly map")]
+    assert len({ax.get_ylim() for ax in maps}) == 1  # one y-range for every method's map
+    assert figures[-1].axes[-1].get_xlabel() == "sample index"

@@ -22,6 +22,15 @@ _BUILTIN: dict[str, str] = {
     "brick": "textures:make_texture:brick",
     "grass": "textures:make_texture:grass",
     "gravel": "textures:make_texture:gravel",
+    # the development family (defaults are chosen on these) and the validation family (only to confirm them)
+    "dev_signals": "signals1d:make_signals:dev",
+    "val_signals": "signals1d:make_signals:val",
+    "dev_surfaces": "surfaces2d:make_surfaces:dev",
+    "val_surfaces": "surfaces2d:make_surfaces:val",
+    "long_record": "long_record:make_long_record:dev",
+    "val_long_record": "long_record:make_long_record:val",
+    "whole_sample": "whole_sample:make_whole_sample:dev",
+    "val_whole_sample": "whole_sample:make_whole_sample:val",
 }
 _REGISTERED: dict[str, Callable[..., AnomalyDataset]] = {}
 

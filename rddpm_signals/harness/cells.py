@@ -28,7 +28,15 @@ N_EXAMPLES = 3  # defective test samples kept per cell for the example grids
 
 # Parameters added after cells were cached, with the value that reproduces the code before them. At that value
 # they are left out of the key, so the cells cached before they existed stay valid.
-_ADDED_PARAMS = {"clean_refits": 0}
+_ADDED_PARAMS = {
+    "clean_refits": 0,
+    "clean_rule": "share",
+    "clean_fdr": 0.01,
+    "clean_samples": False,
+    "map_t0s": None,
+    "map_structure": "none",
+    "score_mode": "quantile",
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,8 @@ class Cell:
             params.update(random_state=self.seed, verbose=False)
             detector = "RobustDiffusion"
         else:
-            params = dict(spec.overrides)
-            detector = spec.base.upper()
+            params = spec.params()
+            detector = spec.detector
         # Every parameter, defaults included: two spellings of one configuration share one key (and one fit), and
         # a changed library default gives a new key instead of a stale cached result.
         params = _detector_class(detector)(dims=1, **params).get_params()
@@ -76,9 +84,9 @@ class Cell:
 
 
 def _detector_class(name: str) -> type:
-    from .. import RPCA, SSD, RobustDiffusion
+    from ..methods import detector_class
 
-    return {"RobustDiffusion": RobustDiffusion, "RPCA": RPCA, "SSD": SSD}[name]
+    return detector_class(name)
 
 
 def load_cell_data(resolved: dict):
@@ -96,6 +104,16 @@ def build_detector(resolved: dict, dims: int):
     return _detector_class(resolved["detector"])(dims=dims, **resolved["params"])
 
 
+def _graded(data, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The maps and masks the pixel metrics compare: the window maps themselves, or for a long record (a dataset
+    that carries its test layout) the maps stitched back onto the record, scored per point."""
+    if "test_layout" in data.meta:
+        from ..datasets.long_record import point_maps
+
+        return point_maps(data, maps)
+    return maps, data.test_mask
+
+
 def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
     """Metrics of ``cell`` (from the cache when present). Writes ``<key>.json`` and ``<key>.npz`` (examples)."""
     cache_dir = Path(cache_dir)
@@ -107,6 +125,11 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
 
     resolved = cell.resolved()
     data = load_cell_data(resolved)
+    supported = getattr(_detector_class(resolved["detector"]), "supported_dims", (1, 2))
+    if data.dims not in supported:  # e.g. the matrix profile on images: a "—" in the table, not a crash
+        skipped = {**asdict(cell), "key": cell.key(), "skipped": f"{resolved['detector']} does not score {data.dims}D"}
+        atomic_write_text(path, json.dumps(skipped, indent=1, sort_keys=True))
+        return skipped
     detector = build_detector(resolved, data.dims)
     start = time.perf_counter()
     detector.fit(data.train_x)
@@ -117,7 +140,7 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
     result = {
         **asdict(cell),
         "key": cell.key(),
-        **{k: round(v, 6) for k, v in evaluate(maps, data.test_mask, scores, data.test_label).items()},
+        **{k: round(v, 6) for k, v in evaluate(*_graded(data, maps), scores, data.test_label).items()},
         "fit_s": round(fit_s, 2),
         "score_s": round(score_s, 2),
         "score_ms_per_sample": round(1000 * score_s / len(data.test_x), 2),

@@ -1,69 +1,41 @@
-"""Method specifications for the benchmark harness.
-
-A method is named by a string ``NAME`` or ``NAME:key=value,key=value``; the overrides go to the detector's
-constructor, so ``rddpm:loss=tukey,delta=3`` or ``ddpm:t0=50`` are methods too. Base names:
-
-==============  =======================================================================================
-``rddpm``       RobustDiffusion with the library's default robust configuration
-``rddpm_paper`` RobustDiffusion with the paper's fixed-δ Huber loss (δ = 1)
-``ddpm``        RobustDiffusion(loss="mse"): a plain DDPM
-``anoddpm``     RobustDiffusion(loss="mse", noise="simplex"): AnoDDPM
-``clean``       ``rddpm`` trained on the same dataset at contamination 0 (the ceiling a robust method aims at)
-``rpca``        RPCA (principal component pursuit)
-``ssd``         SSD (smooth-sparse decomposition)
-==============  =======================================================================================
-"""
+"""Method specifications for the benchmark harness: the public table of :mod:`rddpm_signals.methods` plus the
+harness's own ``clean`` reference (``rddpm`` trained on the same dataset at contamination 0, the ceiling a robust
+method aims at)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from ..methods import METHODS, MethodSpec
+from ..methods import parse_method as _parse_public
 
-__all__ = ["MethodSpec", "parse_method", "DIFFUSION_METHODS", "BASE_METHODS"]
+__all__ = ["MethodSpec", "parse_method", "DIFFUSION_METHODS", "BASE_METHODS", "CLEAN"]
+
+CLEAN = "clean"
 
 #: constructor overrides of each diffusion method on top of the preset's per-dataset model settings
 DIFFUSION_METHODS: dict[str, dict] = {
-    "rddpm": {},
-    "rddpm_paper": {"loss": "huber", "delta": 1.0, "self_clean": False, "map_normalization": "none"},
-    "ddpm": {"loss": "mse", "self_clean": False, "map_normalization": "none"},
-    "anoddpm": {"loss": "mse", "noise": "simplex", "self_clean": False, "map_normalization": "none"},
-    "clean": {},
+    **{name: dict(m.params) for name, m in METHODS.items() if m.detector == "RobustDiffusion"},
+    CLEAN: {},
 }
-BASE_METHODS = (*DIFFUSION_METHODS, "rpca", "ssd")
+BASE_METHODS = (*METHODS, CLEAN)
 
 
-def _value(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return {"True": True, "False": False, "None": None}.get(text, text)
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    base: str
-    overrides: dict = field(default_factory=dict, hash=False)
-    label: str = ""
+class HarnessMethod(MethodSpec):
+    """A :class:`MethodSpec` that also knows the ``clean`` reference."""
 
     @property
-    def is_diffusion(self) -> bool:
-        return self.base in DIFFUSION_METHODS
+    def detector(self) -> str:
+        return "RobustDiffusion" if self.base == CLEAN else super().detector
+
+    def params(self) -> dict:
+        return dict(self.overrides) if self.base == CLEAN else super().params()
 
     @property
     def trains_clean(self) -> bool:
-        """The "clean" reference trains on the contamination-0 version of the dataset."""
-        return self.base == "clean"
+        """The ``clean`` reference trains on the contamination-0 version of the dataset."""
+        return self.base == CLEAN
 
 
-def parse_method(text: str) -> MethodSpec:
-    """``"rddpm:delta=0.3,loss=huber"`` → ``MethodSpec("rddpm", {"delta": 0.3, "loss": "huber"})``."""
-    base, _, rest = text.partition(":")
-    if base not in BASE_METHODS:
-        raise ValueError(f"unknown method {base!r}: use one of {list(BASE_METHODS)} (optionally NAME:key=value,...)")
-    overrides = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"bad override {item!r} in method {text!r}: write NAME:key=value,key=value")
-        overrides[key.strip()] = _value(value.strip())
-    return MethodSpec(base, overrides, label=text)
+def parse_method(text: str) -> HarnessMethod:
+    """``"rddpm:delta=0.3,loss=huber"`` → a method with base ``rddpm`` and those overrides; ``clean`` too."""
+    spec = _parse_public(text, extra_bases=(CLEAN,))
+    return HarnessMethod(spec.base, spec.overrides, spec.label)

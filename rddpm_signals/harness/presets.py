@@ -4,6 +4,8 @@
 ``quick`` is the README's main command: every method on two modalities at 0 % and 20 %, sized for ≤ 10 minutes on
 two CPU cores. ``full`` is every dataset at 0 / 10 / 20 / 30 % with three seeds, sized for a GPU and resumable on a
 CPU (each cell is cached as soon as it finishes). ``robust`` is the CPU-sized robust-training comparison.
+``develop`` / ``validate`` are the model-selection pair: defaults are chosen on the first and confirmed on the
+second, whose base processes and defect kinds were not used while choosing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,30 @@ from copy import deepcopy
 __all__ = ["PRESETS", "dataset_options", "model_params"]
 
 _ALL_METHODS = ["rddpm", "rddpm_paper", "ddpm", "anoddpm", "clean", "rpca", "ssd"]
+
+# The development / validation grids: the discord baseline is skipped (a "—") on 2D data.
+_SELECTION_METHODS = ["rddpm", "ddpm", "clean", "rpca", "ssd", "discord", "iforest"]
+_SELECTION_DATA = {
+    **{name: {"n_train": 192, "n_test": 96} for name in ("dev_signals", "val_signals")},
+    **{name: {"n_train": 160, "n_test": 64} for name in ("dev_surfaces", "val_surfaces")},
+    **{name: {"n_train": 160, "n_test": 64} for name in ("whole_sample", "val_whole_sample")},
+    # the long records keep their own sizes: 24 576 training points (765 windows of 128, hop 32), 8 192 test points
+}
+_SELECTION_MODEL = {
+    **{name: {"channels": 32, "train_steps": 1000} for name in ("dev_signals", "val_signals")},
+    **{name: {"channels": 32, "train_steps": 1000} for name in ("long_record", "val_long_record")},
+    **{name: {"channels": 16, "train_steps": 600} for name in ("dev_surfaces", "val_surfaces")},
+    **{name: {"channels": 16, "train_steps": 600} for name in ("whole_sample", "val_whole_sample")},
+}
+_SMOKE_MODEL = {
+    "channels": 8,
+    "channel_mult": (1, 2),
+    "attention": False,
+    "timesteps": 50,
+    "t0": 5,
+    "train_steps": 4,
+    "batch_size": 4,
+}
 
 PRESETS: dict[str, dict] = {
     # Seconds, for tests and a first check of an installation; the figures mean nothing.
@@ -24,6 +50,14 @@ PRESETS: dict[str, dict] = {
         "data": {
             "forging": {"n_train": 20, "n_test": 8, "length": 64},
             "rolling": {"size": 32, "n_train": 20, "n_test": 8},
+            **{n: {"n_train": 20, "n_test": 8, "length": 64} for n in ("dev_signals", "val_signals")},
+            **{
+                n: {"n_train": 20, "n_test": 8}
+                for n in ("dev_surfaces", "val_surfaces", "whole_sample", "val_whole_sample")
+            },
+            **{
+                n: {"train_length": 2048, "test_length": 1024, "window": 64} for n in ("long_record", "val_long_record")
+            },
         },
         "model": {
             name: {
@@ -36,7 +70,8 @@ PRESETS: dict[str, dict] = {
                 "batch_size": 4,
             }
             for name in ("forging", "rolling")
-        },
+        }
+        | {name: dict(_SMOKE_MODEL) for name in _SELECTION_MODEL},
     },
     "quick": {
         "datasets": ["forging", "rolling"],
@@ -90,6 +125,24 @@ PRESETS: dict[str, dict] = {
             "grass": {"channels": 16, "train_steps": 600},
             "gravel": {"channels": 16, "train_steps": 600},
         },
+    },
+    # Model selection (issue 12): choose defaults on ``develop``, confirm them on ``validate`` — other base
+    # processes and other defect kinds, never used while choosing. CPU-sized like ``robust``.
+    "develop": {
+        "datasets": ["dev_signals", "dev_surfaces", "long_record", "whole_sample"],
+        "methods": _SELECTION_METHODS,
+        "contamination": [0.0, 0.1, 0.2, 0.3],
+        "seeds": [0, 1],
+        "data": _SELECTION_DATA,
+        "model": _SELECTION_MODEL,
+    },
+    "validate": {
+        "datasets": ["val_signals", "val_surfaces", "val_long_record", "val_whole_sample"],
+        "methods": _SELECTION_METHODS,
+        "contamination": [0.0, 0.1, 0.2, 0.3],
+        "seeds": [0, 1],
+        "data": _SELECTION_DATA,
+        "model": _SELECTION_MODEL,
     },
     "full": {
         "datasets": ["forging", "rolling", "machine_sound", "brick", "grass", "gravel"],

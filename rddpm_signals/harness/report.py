@@ -14,7 +14,15 @@ import numpy as np
 
 from .._io import atomic_path, atomic_write_text
 
-__all__ = ["METRICS", "write_csv", "summary_markdown", "plot_contamination", "plot_delta", "plot_examples"]
+__all__ = [
+    "METRICS",
+    "write_csv",
+    "summary_markdown",
+    "method_styles",
+    "plot_contamination",
+    "plot_delta",
+    "plot_examples",
+]
 
 METRICS = ("pixel_auroc", "pixel_auprc", "aupro", "f1_max", "sample_auroc")
 _KEYS = ("dataset", "method", "contamination", "seed")
@@ -123,12 +131,33 @@ def _pyplot():
     return plt
 
 
+#: Markers cycled with the colours; 7 is coprime with the 20 colours, so the first 140 methods get distinct pairs.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_LABELS = {"pixel_auroc": "pixel AUROC", "pixel_auprc": "pixel AUPRC", "aupro": "AUPRO", "f1_max": "F1-max"}
+_LABELS["sample_auroc"] = "sample AUROC"
+
+
+def method_styles(methods: list[str]) -> dict[str, dict]:
+    """A distinct colour and marker per method, fixed by the order of ``methods``: the 10 dark tab20 colours first,
+    then their 10 light partners, each paired with a marker from a cycle of 7 (``color``, ``marker`` kwargs)."""
+    import matplotlib as mpl
+
+    tab20 = mpl.colormaps["tab20"].colors
+    colours = [*tab20[0::2], *tab20[1::2]]
+    return {
+        m: {"color": colours[k % len(colours)], "marker": _MARKERS[k % len(_MARKERS)]} for k, m in enumerate(methods)
+    }
+
+
 def plot_contamination(rows: list[dict], methods: list[str], path: Path, metric: str = "pixel_auroc") -> None:
-    """One panel per dataset: ``metric`` (mean ± std over seeds) against training contamination, a line per method."""
+    """One panel per dataset: ``metric`` (mean ± std over seeds) against training contamination, a line per method
+    with its own colour and marker (:func:`method_styles`); one legend under the panels."""
     plt = _pyplot()
     groups = _group(rows)
     names = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    styles = method_styles(list(methods))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False, layout="constrained")
+    handles: dict[str, object] = {}
     for ax, dataset in zip(axes[0], names, strict=True):
         for method in methods:
             levels = sorted(c for (d, m, c) in groups if d == dataset and m == method)
@@ -136,12 +165,22 @@ def plot_contamination(rows: list[dict], methods: list[str], path: Path, metric:
                 continue
             values = [[r[metric] for r in groups[(dataset, method, c)]] for c in levels]
             mean, std = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
-            ax.errorbar(np.array(levels) * 100, mean, yerr=std, marker="o", capsize=3, label=method)
-        ax.set(title=dataset, xlabel="training contamination (%)", ylabel=metric.replace("_", " "))
+            line = ax.errorbar(
+                np.array(levels) * 100, mean, yerr=std, capsize=3, markersize=5, lw=1.2, label=method, **styles[method]
+            )
+            handles.setdefault(method, line)
+        ax.set(title=dataset, xlabel="training contamination (%)", ylabel=_LABELS.get(metric, metric.replace("_", " ")))
         ax.grid(alpha=0.3)
-    # one legend under the panels, so long method names never cover a curve
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)))
+    # one legend under the panels (every method once, in the given order), so long names never cover a curve
+    order = [m for m in methods if m in handles]
+    fig.legend(
+        [handles[m] for m in order],
+        order,
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=max(1, min(4, len(order))),
+    )
     _savefig(fig, path)
 
 
@@ -164,67 +203,160 @@ def plot_delta(rows: list[dict], path: Path, l1_method: str | None, mse_method: 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     deltas = sorted({delta_of(r["method"]) for r in with_delta})
     lo, hi = deltas[0] / 3, deltas[-1] * 3
-    for dataset in sorted({r["dataset"] for r in with_delta}):
-        for c in sorted({r["contamination"] for r in with_delta if r["dataset"] == dataset}):
-            xs, ys = [], []
-            for limit_x, method in ((lo, l1_method), (hi, mse_method)):
-                limit = [
-                    r["pixel_auroc"]
-                    for r in rows
-                    if (r["dataset"], r["contamination"], r["method"]) == (dataset, c, method)
-                ]
-                if limit:
-                    xs.append(limit_x)
-                    ys.append(np.mean(limit))
-            for d in deltas:
-                vals = [
-                    r["pixel_auroc"]
-                    for r in with_delta
-                    if (r["dataset"], r["contamination"]) == (dataset, c) and delta_of(r["method"]) == d
-                ]
-                if vals:
-                    xs.append(d)
-                    ys.append(np.mean(vals))
-            order = np.argsort(xs)
-            ax.plot(np.array(xs)[order], np.array(ys)[order], marker="o", label=f"{dataset} {c:.0%}")
+    curves = [
+        (dataset, c)
+        for dataset in sorted({r["dataset"] for r in with_delta})
+        for c in sorted({r["contamination"] for r in with_delta if r["dataset"] == dataset})
+    ]
+    styles = method_styles([f"{d} {c:.0%}" for d, c in curves])
+    for dataset, c in curves:
+        xs, ys = [], []
+        for limit_x, method in ((lo, l1_method), (hi, mse_method)):
+            limit = [
+                r["pixel_auroc"]
+                for r in rows
+                if (r["dataset"], r["contamination"], r["method"]) == (dataset, c, method)
+            ]
+            if limit:
+                xs.append(limit_x)
+                ys.append(np.mean(limit))
+        for d in deltas:
+            vals = [
+                r["pixel_auroc"]
+                for r in with_delta
+                if (r["dataset"], r["contamination"]) == (dataset, c) and delta_of(r["method"]) == d
+            ]
+            if vals:
+                xs.append(d)
+                ys.append(np.mean(vals))
+        order = np.argsort(xs)
+        label = f"{dataset} {c:.0%}"
+        ax.plot(np.array(xs)[order], np.array(ys)[order], label=label, **styles[label])
     ax.set_xscale("log")
     ax.set(xlabel="δ (left end: L1 = δ→0, right end: MSE = δ→∞)", ylabel="pixel AUROC", title="δ sensitivity")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the axes: never over a curve
     _savefig(fig, path)
     return True
 
 
+def _shared_limits(arrays: list[np.ndarray]) -> tuple[float, float]:
+    values = np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(1)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _image(value: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``(C, H, W)`` → an RGB ``(H, W, 3)`` in [0, 1] for 3 channels, else the channel mean (grey)."""
+    if value.shape[0] == 3:
+        lo, hi = float(value.min()), float(value.max())
+        return np.moveaxis((value - lo) / (hi - lo if hi > lo else 1.0), 0, -1), None
+    return value.mean(axis=0), "gray"
+
+
 def plot_examples(examples: dict[str, dict[str, np.ndarray]], dataset: str, path: Path) -> None:
-    """Rows = methods; columns = input / reconstruction / map / truth for the first defective test sample."""
+    """Rows = methods; columns = input / reconstruction / anomaly map / truth for the first defective test sample.
+
+    ``examples[method]``: ``x`` ``(n, C, L)`` or ``(n, C, H, W)``, ``map`` and ``mask`` ``(n, L)`` or ``(n, H, W)``,
+    optionally ``recon`` like ``x``. The anomaly maps of all methods share one scale (one colour bar for images, one
+    y-range for 1D) so their heights compare; the truth is outlined on each map.
+    """
     plt = _pyplot()
     methods = list(examples)
-    fig, axes = plt.subplots(len(methods), 4, figsize=(11, 1.9 * len(methods)), squeeze=False)
-    for row, method in zip(axes, methods, strict=True):
-        ex = examples[method]
-        x, m, mask = ex["x"][0], ex["map"][0], ex["mask"][0]
-        recon = ex.get("recon")
-        panels = [
-            ("input", x),
-            ("reconstruction", None if recon is None else recon[0]),
-            ("anomaly map", m),
-            ("truth", mask),
-        ]
-        for ax, (title, value) in zip(row, panels, strict=True):
-            ax.set_xticks([])
-            ax.set_yticks([])
+    first = {m: {k: v[0] for k, v in examples[m].items()} for m in methods}
+    is_2d = next(iter(first.values()))["map"].ndim == 2 if methods else False
+    titles = ("input", "reconstruction", "anomaly map (shared scale)", "truth (defect = 1)")
+    width_ratios = [1, 1, 1, 1]
+    fig, axes = plt.subplots(
+        len(methods),
+        4,
+        figsize=(12, (2.3 if is_2d else 1.9) * len(methods) + 1.0),
+        squeeze=False,
+        layout="constrained",
+        width_ratios=width_ratios,
+    )
+    # input and reconstruction share one scale; all maps share another
+    signal_lo, signal_hi = _shared_limits(
+        [a for ex in first.values() for a in (ex["x"], ex.get("recon")) if a is not None]
+    )
+    map_lo, map_hi = _shared_limits([ex["map"] for ex in first.values()])
+    signal_im = map_im = None
+    for r, (row, method) in enumerate(zip(axes, methods, strict=True)):
+        ex = first[method]
+        panels = (ex["x"], ex.get("recon"), ex["map"], ex["mask"])
+        for c, (ax, value) in enumerate(zip(row, panels, strict=True)):
+            ax.tick_params(labelsize=7)
+            title = titles[c]
+            if c == 2:
+                title = f"anomaly map (max {np.nanmax(value):.3g})"
+            ax.set_title(title, fontsize=8)
             if value is None:
-                ax.text(0.5, 0.5, "n/a", ha="center", va="center")
-            elif value.ndim == 2 and title in ("input", "reconstruction"):  # (C, L): one line per channel
-                ax.plot(value.T, lw=0.7)
-            elif value.ndim == 3:  # (C, H, W)
-                ax.imshow(value.mean(axis=0), cmap="gray")
-            elif value.ndim == 1:
-                ax.plot(value, lw=0.8, color="C3" if title != "truth" else "k")
+                ax.text(0.5, 0.5, "n/a (no reconstruction)", ha="center", va="center", fontsize=8, color="0.4")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if is_2d:  # the same shape as its image neighbours
+                    ax.set_box_aspect(ex["map"].shape[0] / ex["map"].shape[1])
+                continue
+            if not is_2d:
+                if c < 2:  # (C, L): one line per channel
+                    for ch in range(value.shape[0]):
+                        ax.plot(value[ch], lw=0.7, color=f"C{ch % 10}", label=f"channel {ch}")
+                    if r == 0 and c == 0 and value.shape[0] > 1:
+                        ax.legend(fontsize=6, loc="upper right", ncol=2)
+                    ax.set_ylim(signal_lo - 0.05 * (signal_hi - signal_lo), signal_hi + 0.05 * (signal_hi - signal_lo))
+                    ax.set_ylabel("value", fontsize=7)
+                elif c == 2:
+                    ax.plot(value, lw=0.9, color="C3")
+                    ax.fill_between(
+                        np.arange(value.size),
+                        map_lo,
+                        map_hi,
+                        where=ex["mask"] > 0,
+                        color="0.6",
+                        alpha=0.3,
+                        lw=0,
+                        label="truth",
+                    )
+                    ax.set_ylim(map_lo - 0.05 * (map_hi - map_lo), map_hi + 0.05 * (map_hi - map_lo))
+                    ax.set_ylabel("anomaly", fontsize=7)
+                else:
+                    ax.step(np.arange(value.size), value, where="mid", lw=0.9, color="k")
+                    ax.set_ylim(-0.1, 1.1)
+                    ax.set_yticks([0, 1])
+                if r == len(methods) - 1:
+                    ax.set_xlabel("sample index", fontsize=7)
+                ax.grid(alpha=0.3)
             else:
-                ax.imshow(value, cmap="magma" if title == "anomaly map" else "gray")
-            if row is axes[0]:
-                ax.set_title(title, fontsize=9)
-        row[0].set_ylabel(method, fontsize=8)
+                if c < 2:
+                    img, cmap = _image(value)
+                    im = ax.imshow(img, cmap=cmap, vmin=signal_lo if cmap else None, vmax=signal_hi if cmap else None)
+                    signal_im = signal_im or (im if cmap else None)
+                elif c == 2:
+                    map_im = ax.imshow(value, cmap="magma", vmin=map_lo, vmax=map_hi)
+                    if ex["mask"].any():
+                        ax.contour(ex["mask"] > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+                else:
+                    ax.imshow(value > 0, cmap="gray", vmin=0, vmax=1)
+                if r == len(methods) - 1:
+                    ax.set_xlabel("x (px)", fontsize=7)
+                ax.set_ylabel("y (px)", fontsize=7)
+        row[0].set_ylabel(f"{method}\n" + row[0].get_ylabel(), fontsize=8)
+    if is_2d:
+        if signal_im is not None:
+            fig.colorbar(signal_im, ax=axes[:, :2], location="bottom", shrink=0.6, aspect=40, label="input value")
+        if map_im is not None:
+            fig.colorbar(
+                map_im,
+                ax=axes[:, 2],
+                location="bottom",
+                shrink=0.9,
+                aspect=20,
+                label="anomaly (all methods; cyan: truth)",
+            )
+    elif methods:
+        axes[0, 2].legend(fontsize=6, loc="upper right")
     fig.suptitle(dataset)
     _savefig(fig, path)

@@ -1,0 +1,453 @@
+"""From files to flagged defects: an adapter, a detector and label-free thresholds in one model.
+
+:class:`AnomalyModel` is what ``rddpm-signals fit`` saves and ``rddpm-signals score`` loads::
+
+    model = AnomalyModel(adapters.WaveformAdapter(), make_detector("rddpm", dims=1)).fit(train_items)
+    for rec in model.score_items(items):      # one RecordResult per item: map on its own axes, score, segments
+        ...
+    model.save("press.model")                 # adapter state + detector + thresholds + training score distribution
+
+Scores and thresholds
+    The detector scores each model sample (window, tile, clip) with a high quantile of its map
+    (``score_quantile``); a record's score is the largest of its samples' scores (for a record of one window, the
+    detector's own score). At the end of ``fit`` the training samples are scored, and the thresholds come from those
+    values alone — no labels: ``"mad"`` (the default) puts the score threshold at median + k · 1.4826 · MAD of the
+    training scores and the map threshold at the same statistic of the training map values; ``"quantile"`` puts
+    both at the (1 − contamination) quantile of the training scores (a prior on the share of defective samples).
+    Both can be overridden when scoring. A record is *flagged* when its score is above the score threshold; its
+    *segments* are the runs (1D) or connected regions (2D) of its map above the map threshold.
+
+Long records
+    A waveform record longer than ``chunk_windows`` windows is scored chunk by chunk
+    (:func:`rddpm_signals.streaming.stream_map`): memory grows with the record's length, not with its number of
+    windows, and the stitched map is the one the whole-record path gives.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from . import thresholds as _thr
+from ._io import atomic_torch_save
+from .base import quantile_scores
+from .persistence import adapter_from_state, adapter_state, detector_from_bytes, detector_to_bytes
+from .segments import Segment, find_segments
+
+__all__ = ["AnomalyModel", "Thresholds", "RecordResult", "THRESHOLD_METHODS", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "rddpm-signals-model/1"
+THRESHOLD_METHODS = ("mad", "quantile")
+_N_QUANTILES = 1001  # training map values are kept as this many evenly spaced quantiles
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Label-free thresholds: ``score`` for records, ``map`` for map points; how they were chosen."""
+
+    method: str
+    score: float
+    map: float
+    k: float | None = None
+    contamination: float | None = None
+
+    def describe(self) -> str:
+        how = {"mad": f"median + {self.k:g}·MAD", "quantile": f"{1 - (self.contamination or 0):.3g} quantile"}
+        return f"score > {self.score:.4g}, map > {self.map:.4g} ({how.get(self.method, self.method)})"
+
+
+def _mad_threshold(values: np.ndarray, k: float) -> float:
+    """median + k·1.4826·MAD; when more than half of the values are equal (the sparse maps of RPCA and SSD are
+    mostly exactly 0) the MAD is 0, and the statistic is taken over the values above that common value instead."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    median = float(np.median(values))
+    if np.median(np.abs(values - median)) == 0.0 and np.any(values > median):
+        return _thr.mad_threshold(values[values > median], k)
+    return _thr.mad_threshold(values, k)
+
+
+def choose_thresholds(
+    train_scores: np.ndarray,
+    train_map_values: np.ndarray,
+    method: str = "mad",
+    k: float = 3.0,
+    contamination: float | None = None,
+) -> Thresholds:
+    """Thresholds from the training scores ``(N,)`` and (a sample of) the training map values (any shape)."""
+    if method == "mad":
+        return Thresholds("mad", _mad_threshold(train_scores, k), _mad_threshold(train_map_values, k), k=float(k))
+    if method == "quantile":
+        if contamination is None:
+            raise ValueError("the quantile threshold needs a contamination prior: pass --contamination (e.g. 0.05)")
+        value = _thr.contamination_threshold(train_scores, contamination)
+        return Thresholds("quantile", value, value, contamination=float(contamination))
+    raise ValueError(f"unknown threshold method {method!r}: use one of {THRESHOLD_METHODS}")
+
+
+@dataclass
+class RecordResult:
+    """One scored record: its map on its own axes, what the model saw, its score, flag and segments."""
+
+    source: str
+    anomaly: xr.DataArray
+    signal: xr.DataArray | None
+    score: float
+    flagged: bool
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def peak(self) -> float:
+        return float(self.anomaly.max())
+
+
+def _modality(adapter: Any) -> str:
+    import adapters
+
+    for name, cls in (
+        ("spectrogram", adapters.SpectrogramAdapter),
+        ("waveform", adapters.WaveformAdapter),
+        ("image", adapters.ImageAdapter),
+        ("xarray", adapters.XarrayAdapter),
+    ):
+        if isinstance(adapter, cls):
+            return name
+    return "xarray"
+
+
+def _signal(adapter: Any, item: Any, anomaly: xr.DataArray) -> xr.DataArray | None:
+    """What the model saw of ``item``, on ``anomaly``'s axes with a leading ``channel`` dim (None if unknown)."""
+    import adapters
+
+    if isinstance(adapter, adapters.SpectrogramAdapter):
+        spec = adapter.spectrogram([item])[0]  # (C, F, T) dB
+        return xr.DataArray(
+            spec.astype(np.float32),
+            dims=("channel", *anomaly.dims),
+            coords=anomaly.coords,
+            attrs={"units": "dB"},
+        )
+    if isinstance(adapter, adapters.WaveformAdapter):
+        rec = adapter.read_item(item)
+        data = np.asarray(rec.data, dtype=np.float32)
+        data = data[None] if data.ndim == 1 else data
+        coords = dict(anomaly.coords)
+        if rec.channels:
+            coords["channel"] = list(rec.channels)
+        return xr.DataArray(data, dims=("channel", "time"), coords=coords)
+    if isinstance(adapter, adapters.ImageAdapter):
+        pixels, _ = adapter.read_item(item, 0)
+        if pixels.ndim == 2:
+            pixels = pixels[None]
+        if pixels.shape[1:] != anomaly.shape:
+            return None
+        return xr.DataArray(pixels.astype(np.float32), dims=("channel", "y", "x"), coords=anomaly.coords)
+    return None
+
+
+def _one_xarray(adapter: Any, items: Any) -> Any:
+    """The xarray adapter takes one labelled array: several files are stacked along ``record``."""
+    import adapters
+
+    if not isinstance(adapter, adapters.XarrayAdapter) or not isinstance(items, list | tuple):
+        return items
+    if len(items) == 1:
+        return items[0]
+    try:
+        return xr.concat(items, dim="record")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"the netCDF files do not stack along 'record' ({err}): give them the same dims") from None
+
+
+def _item_source(item: Any, index: int) -> str:
+    if isinstance(item, str | os.PathLike):
+        return str(item)
+    source = getattr(item, "source", None) or getattr(item, "attrs", {}).get("source")
+    return str(source) if source else f"item {index}"
+
+
+class AnomalyModel:
+    """An adapter, a detector and label-free thresholds that go from raw items to flagged records.
+
+    Parameters
+    ----------
+    adapter: an adapter (``adapters.WaveformAdapter(...)``, …); a copy is fitted by :meth:`fit`.
+    detector: a detector (a copy is fitted), or a method name of :mod:`rddpm_signals.methods` (``"rddpm"``,
+        ``"ddpm"``, ``"rpca"``, ``"rddpm:train_steps=500"``, …), built with ``dims`` taken from the adapter's tensor
+        and ``detector_params`` on top.
+    threshold: ``"mad"`` (median + k·MAD of training values) or ``"quantile"`` (contamination prior).
+    k: the MAD multiple; contamination: the prior share of defective samples for ``"quantile"``.
+    method: a label for the detector's configuration (kept in the model file and the results); defaults to
+        ``detector`` when that is a method name.
+
+    Fitted attributes: ``adapter_``, ``detector_``, ``thresholds_`` (:class:`Thresholds`), ``train_scores_``
+    ``(N,)`` (one per training model sample), ``train_map_quantiles_`` ``(1001,)``, ``modality_``.
+    """
+
+    def __init__(
+        self,
+        adapter: Any,
+        detector: Any = "rddpm",
+        threshold: str = "mad",
+        k: float = 3.0,
+        contamination: float | None = None,
+        method: str = "",
+        detector_params: dict | None = None,
+    ):
+        self.adapter = adapter
+        self.detector = detector
+        self.threshold = threshold
+        self.k = k
+        self.contamination = contamination
+        self.method = method
+        self.detector_params = detector_params
+
+    # ------------------------------------------------------------------------------------------------- fitting
+    def _new_detector(self, dims: int) -> Any:
+        from .methods import make_detector
+
+        if isinstance(self.detector, str):
+            return make_detector(self.detector, dims=dims, **(self.detector_params or {}))
+        detector = copy.deepcopy(self.detector)
+        if self.detector_params:
+            detector.set_params(**self.detector_params)
+        return detector
+
+    def fit(self, items: Any) -> AnomalyModel:
+        """Fit a copy of the adapter and of the detector on ``items`` (unlabelled, possibly contaminated), then
+        choose the thresholds from the training scores. On any error the model is left as it was."""
+        if self.threshold not in THRESHOLD_METHODS:
+            raise ValueError(f"unknown threshold method {self.threshold!r}: use one of {THRESHOLD_METHODS}")
+        adapter = copy.deepcopy(self.adapter)
+        items = _one_xarray(adapter, items)
+        X, _ = adapter.fit(items).to_tensor(items)
+        detector = self._new_detector(X.ndim - 2)
+        detector.fit(X)
+        maps = np.asarray(detector.anomaly_map(X), dtype=np.float64)
+        scores = quantile_scores(maps, detector.score_quantile)
+        quantiles = np.quantile(maps, np.linspace(0.0, 1.0, _N_QUANTILES))
+        thresholds = choose_thresholds(scores, quantiles, self.threshold, self.k, self.contamination)
+        self.adapter_, self.detector_ = adapter, detector
+        self.train_scores_, self.train_map_quantiles_, self.thresholds_ = scores, quantiles, thresholds
+        self.modality_ = _modality(adapter)
+        return self
+
+    @property
+    def method_label(self) -> str:
+        """``method``, else the method name the detector was given as, else the detector's class name."""
+        if self.method:
+            return self.method
+        if isinstance(self.detector, str):
+            return self.detector
+        return type(self.detector).__name__
+
+    def thresholds_for(
+        self,
+        method: str | None = None,
+        k: float | None = None,
+        contamination: float | None = None,
+        score: float | None = None,
+        map: float | None = None,  # noqa: A002 - the threshold's own name
+    ) -> Thresholds:
+        """The stored thresholds, or new ones from the stored training distribution; ``score`` / ``map`` set a
+        value by hand (``method="manual"`` for what was set)."""
+        self._check_fitted()
+        out = self.thresholds_
+        if method is not None or k is not None or contamination is not None:
+            out = choose_thresholds(
+                self.train_scores_,
+                self.train_map_quantiles_,
+                method or self.thresholds_.method,
+                self.k if k is None else k,
+                self.contamination if contamination is None else contamination,
+            )
+        if score is not None or map is not None:
+            out = replace(
+                out,
+                method="manual",
+                score=out.score if score is None else float(score),
+                map=out.map if map is None else float(map),
+            )
+        return out
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "thresholds_"):
+            raise ValueError("this AnomalyModel is not fitted: call fit(items) or load a saved model")
+
+    # ------------------------------------------------------------------------------------------------- scoring
+    def _window_map_fn(self, window_scores: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def map_fn(X: np.ndarray) -> np.ndarray:
+            maps = np.asarray(self.detector_.anomaly_map(X), dtype=np.float64)
+            window_scores.append(quantile_scores(maps, self.detector_.score_quantile))
+            return maps
+
+        return map_fn
+
+    def _n_windows(self, record: Any) -> int | None:
+        """How many windows a waveform :class:`adapters.Record` cuts into (None when not a windowed waveform)."""
+        import adapters
+        from adapters.base import window_starts
+
+        adapter = self.adapter_
+        if not isinstance(adapter, adapters.WaveformAdapter) or adapter.window is None:
+            return None
+        length = np.shape(record.data)[-1]
+        if record.sample_rate is not None:
+            length = int(round(length * adapter.sample_rate_ / float(record.sample_rate)))
+        if length < adapter.window:
+            return 1
+        return len(window_starts(length, adapter.window, adapter.hop or adapter.window))
+
+    def score_items(
+        self,
+        items: Iterable[Any],
+        thresholds: Thresholds | None = None,
+        chunk_windows: int = 256,
+        keep_signal: bool = True,
+        segments_in: str = "flagged",
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[RecordResult]:
+        """Score ``items`` one by one (long waveform records chunk by chunk) → one :class:`RecordResult` each.
+
+        ``segments_in``: ``"flagged"`` (segments only in flagged records — the default; a map point above the
+        threshold in a record that is not flagged is reported in the map, not as a defect) or ``"all"``.
+        ``progress(i)`` is called after each item.
+        """
+        from .streaming import stream_map
+
+        self._check_fitted()
+        if segments_in not in ("flagged", "all"):
+            raise ValueError(f"segments_in must be 'flagged' or 'all', got {segments_in!r}")
+        import adapters
+
+        thr = thresholds or self.thresholds_
+        adapter = self.adapter_
+        for i, item in enumerate(items):
+            if isinstance(adapter, adapters.AudioInput):
+                item = adapter.read_item(item)  # read a file once, for the map and the signal alike
+            window_scores: list[np.ndarray] = []
+            map_fn = self._window_map_fn(window_scores)
+            n = self._n_windows(item)
+            if n is not None and n > chunk_windows:
+                anomaly = stream_map(adapter, map_fn, item, chunk_windows=chunk_windows)
+            else:
+                X, layout = adapter.to_tensor(item if isinstance(item, xr.DataArray | xr.Dataset) else [item])
+                anomaly = adapter.to_signal(map_fn(X), layout)[0]
+            anomaly = anomaly.astype(np.float32)
+            anomaly.name = "anomaly"
+            score = float(np.max(np.concatenate(window_scores)))
+            flagged = score > thr.score
+            segments = find_segments(anomaly, thr.map) if flagged or segments_in == "all" else []
+            signal = _signal(adapter, item, anomaly) if keep_signal else None
+            yield RecordResult(_item_source(item, i), anomaly, signal, score, bool(flagged), segments)
+            if progress is not None:
+                progress(i)
+
+    # ------------------------------------------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike) -> None:
+        """One file with the adapter (parameters + fitted state), the detector, the thresholds and the training
+        score distribution; written atomically, read back with ``torch.load(weights_only=True)``."""
+        self._check_fitted()
+        state = {
+            "format": MODEL_FORMAT,
+            "adapter": adapter_state(self.adapter_),
+            "detector": torch.frombuffer(bytearray(detector_to_bytes(self.detector_)), dtype=torch.uint8),
+            "detector_class": type(self.detector_).__name__,
+            "method": self.method_label,
+            "threshold": {"method": self.threshold, "k": self.k, "contamination": self.contamination},
+            "thresholds": vars(self.thresholds_).copy(),
+            "train_scores": torch.from_numpy(np.asarray(self.train_scores_, dtype=np.float64)),
+            "train_map_quantiles": torch.from_numpy(np.asarray(self.train_map_quantiles_, dtype=np.float64)),
+            "modality": self.modality_,
+            "version": _version(),
+        }
+        atomic_torch_save(state, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> AnomalyModel:
+        """Read a model written by :meth:`save`; nothing is unpickled. ``device`` overrides the detector's."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no model file at {str(path)!r}: pass the file written by 'rddpm-signals fit'")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure to read means the same thing to the user
+            raise ValueError(
+                f"{str(path)!r} is not an rddpm-signals model file ({type(err).__name__}): pass the file written "
+                "by 'rddpm-signals fit'"
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else None
+            hint = " (it looks like a bare detector saved by Python's det.save)" if found is None else ""
+            raise ValueError(
+                f"{str(path)!r} is not an rddpm-signals model file of format {MODEL_FORMAT}{hint}: pass the file "
+                "written by 'rddpm-signals fit', or re-fit"
+            )
+        blob = bytes(state["detector"].numpy().tobytes())
+        detector = detector_from_bytes(blob, device=device)
+        options = state["threshold"]
+        adapter = adapter_from_state(state["adapter"])
+        model = cls(
+            adapter,
+            detector,
+            threshold=options["method"],
+            k=options["k"],
+            contamination=options["contamination"],
+            method=state["method"],
+        )
+        model.adapter_, model.detector_ = adapter, detector
+        model.thresholds_ = Thresholds(**state["thresholds"])
+        model.train_scores_ = state["train_scores"].numpy()
+        model.train_map_quantiles_ = state["train_map_quantiles"].numpy()
+        model.modality_ = state["modality"]
+        return model
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def results_dataset(
+    results: Sequence[RecordResult], thresholds: Thresholds, attrs: dict
+) -> tuple[xr.Dataset, list[xr.Dataset]]:
+    """The result file's root table and per-record groups (see :mod:`rddpm_signals.results`)."""
+    seg_rows = [(i, s) for i, r in enumerate(results) for s in r.segments]
+    table = xr.Dataset(
+        {
+            "source": ("record", np.array([r.source for r in results], dtype=object).astype(str)),
+            "score": ("record", np.array([r.score for r in results], dtype=np.float64)),
+            "flagged": ("record", np.array([r.flagged for r in results], dtype=bool)),
+            "peak": ("record", np.array([r.peak for r in results], dtype=np.float64)),
+            "n_segments": ("record", np.array([len(r.segments) for r in results], dtype=np.int64)),
+            "segment_record": ("segment", np.array([i for i, _ in seg_rows], dtype=np.int64)),
+            "segment_start": ("segment", np.array([s.start for _, s in seg_rows], dtype=np.float64)),
+            "segment_end": ("segment", np.array([s.end for _, s in seg_rows], dtype=np.float64)),
+            "segment_low": ("segment", np.array([s.low for _, s in seg_rows], dtype=np.float64)),
+            "segment_high": ("segment", np.array([s.high for _, s in seg_rows], dtype=np.float64)),
+            "segment_peak": ("segment", np.array([s.peak for _, s in seg_rows], dtype=np.float64)),
+        },
+        attrs={
+            "score_threshold": float(thresholds.score),
+            "map_threshold": float(thresholds.map),
+            "threshold_method": thresholds.method,
+            **attrs,
+        },
+    )
+    groups = []
+    for r in results:
+        variables = {"anomaly": r.anomaly.astype(np.float32)}
+        if r.signal is not None:
+            variables["signal"] = r.signal
+        groups.append(
+            xr.Dataset(variables, attrs={"source": r.source, "score": float(r.score), "flagged": int(r.flagged)})
+        )
+    return table, groups

@@ -1,0 +1,139 @@
+"""The CLI benchmarks: metric maths on hand-made cases and a tiny smoke run of each script (RPCA, toy sizes)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+flagging = _load("flagging")
+streaming = _load("streaming")
+
+
+def test_interval_metrics_hand_made():
+    truth = {"a.csv": [(1.0, 2.0), (5.0, 6.0)], "b.csv": [(0.0, 0.5)], "c.csv": []}
+    reported = {
+        "a.csv": [(1.5, 1.7), (1.9, 3.0), (2.0, 4.0)],  # two hit (1, 2); [2, 4) only touches the end: a miss
+        "c.csv": [(0.0, 0.5)],  # same times as b's defect but another file: a miss
+    }
+    m = flagging.interval_metrics(reported, truth)
+    assert (m["n_segments"], m["n_true"]) == (4, 3)
+    assert m["seg_precision"] == pytest.approx(2 / 4)
+    assert m["seg_recall"] == pytest.approx(1 / 3)
+    empty = flagging.interval_metrics({}, truth)
+    assert math.isnan(empty["seg_precision"]) and empty["seg_recall"] == 0.0
+
+
+def test_box_metrics_use_mask_pixels_not_boxes():
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[0, 0] = mask[1, 1] = True  # one component (8-connected diagonal)
+    mask[0:3, 7] = True  # a second component
+    mask[5, 2] = mask[7, 4] = True  # two more, not connected; the box (x 2..5, y 5..8) spans both
+    masks = {"t0.png": mask, "t1.png": np.zeros((8, 8), dtype=bool)}
+    reported = {
+        "t0.png": [
+            (1.0, 2.0, 1.0, 2.0),  # covers (1, 1): hits component 1
+            (3.0, 4.0, 5.0, 8.0),  # inside the bounding box of components 3 and 4 but on no marked pixel: a miss
+            (6.0, 8.0, 2.0, 3.0),  # covers (2, 7): hits component 2
+        ],
+        "t1.png": [(0.0, 8.0, 0.0, 8.0)],  # a clean tile: a miss
+    }
+    m = flagging.box_metrics(reported, masks)
+    assert (m["n_segments"], m["n_true"]) == (4, 4)
+    assert m["seg_precision"] == pytest.approx(2 / 4)
+    assert m["seg_recall"] == pytest.approx(2 / 4)
+    assert m["defect_recall"] == pytest.approx(1.0)
+
+
+def test_record_metrics():
+    flagged = {"a": True, "b": True, "c": False, "d": False}
+    m = flagging.record_metrics(flagged, {"a", "c"})
+    assert m["record_precision"] == pytest.approx(0.5) and m["record_recall"] == pytest.approx(0.5)
+    assert (m["n_records"], m["n_defective"], m["n_flagged"]) == (4, 2, 2)
+
+
+def test_read_segments_and_truth(tmp_path):
+    (tmp_path / "_truth.csv").write_text("file,start_s,end_s\nstroke_0001.csv,0.25,0.5\n")
+    (tmp_path / "s.csv").write_text(
+        "file,record,start,end,unit,low,high,second_unit,peak,record_score,record_flagged\n"
+        "/x/stroke_0001.csv,1,0.3,0.4,s,,,,2.0,3.0,true\n"
+        "/x/tile.png,0,1,3,px,2,4,px,2.0,3.0,true\n"
+    )
+    assert flagging.read_truth_intervals(tmp_path / "_truth.csv") == {"stroke_0001.csv": [(0.25, 0.5)]}
+    segs = flagging.read_segments(tmp_path / "s.csv")
+    assert segs == {"stroke_0001.csv": [(0.3, 0.4)], "tile.png": [(1.0, 3.0, 2.0, 4.0)]}
+
+
+def test_flagging_smoke(tmp_path, capsys):
+    out = tmp_path / "fl"
+    argv = ["--method", "rpca", "--n-train", "10", "--n-test", "4", "--out", str(out), "--k-grid", "5"]
+    assert flagging.main(argv) == 0
+    with open(out / "flagging.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["threshold"], r["segments_in"]) for r in rows] == [
+        ("stored default", "flagged"),
+        ("stored default", "all"),
+        ("k=5 (chosen with labels)", "flagged"),
+        ("k=5 (chosen with labels)", "all"),
+    ]
+    assert all(r["n_records"] == "4" and r["n_defective"] == "2" for r in rows)
+    # segments in every record are a superset of those in flagged records only
+    assert int(rows[1]["n_segments"]) >= int(rows[0]["n_segments"])
+    assert "| forging | rpca |" in (out / "flagging.md").read_text()
+    assert "seg_precision" in capsys.readouterr().out
+
+
+def test_rolling_pngs_share_one_scale(tmp_path):
+    from PIL import Image
+
+    flagging.write_rolling_pngs(tmp_path / "tr", tmp_path / "te", seed=0, contamination=0.2, sizes={"n_train": 3, "n_test": 2})
+    imgs = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "tr").glob("*.png"))]
+    imgs += [np.asarray(Image.open(p)) for p in sorted((tmp_path / "te").glob("*.png"))]
+    assert all(i.dtype == np.uint16 and i.shape == (32, 32) for i in imgs)
+    stacked = np.stack(imgs)
+    assert stacked.min() == 0 and stacked.max() == 65535  # one min / max over all images, not per image
+    assert sum(int(i.min() == 0) for i in imgs) == 1
+    with np.load(tmp_path / "te" / "_truth_masks.npz") as z:
+        assert sorted(z.files) == ["tile_0000.png", "tile_0001.png"]
+
+
+def test_streaming_smoke(tmp_path):
+    out = tmp_path / "st"
+    argv = ["--hours", "0.001", "--rate", "2000", "--window", "256", "--method", "rpca", "--n-train", "2"]
+    argv += ["--train-seconds", "2", "--bursts", "2", "--no-signal", "--out", str(out)]
+    assert streaming.main(argv) == 0
+    doc = json.loads((out / "streaming.json").read_text())
+    (run,) = doc["runs"]
+    assert run["exit_code"] == 0 and run["samples"] == 7200 and run["no_signal"] is True
+    assert run["peak_rss_mb"] > 50 and run["wall_s"] > 0
+    assert run["bursts_planted"] == 2 and 0 <= run["bursts_found"] <= 2
+    assert (out / "work" / "rpca_long.nc").is_file()
+
+
+def test_long_wav_is_written_block_by_block(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    monkeypatch.setattr(streaming, "_BLOCK_S", 0.3)  # several blocks: the hum must be continuous across them
+    bursts = streaming.write_long_wav(tmp_path / "x.wav", 1.0, 1000, n_bursts=0)
+    x, rate = sf.read(tmp_path / "x.wav", dtype="float32")
+    assert bursts == [] and rate == 1000 and x.shape == (1000,)
+    rng = np.random.default_rng(0)
+    clean = streaming.hum(0, 1000, 1000, rng)
+    assert np.max(np.abs(x - clean)) < 0.5  # same deterministic hum; differs only by the noise

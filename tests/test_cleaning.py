@@ -1,0 +1,93 @@
+"""Self-cleaning rules: the statistical test flags (almost) nothing on defect-free maps and finds planted
+outliers; the whole-sample rule drops a planted odd sample; the no-op values reproduce the old masks exactly."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from helpers import TINY_1D
+from rddpm_signals import RobustDiffusion
+from rddpm_signals.cleaning import (
+    SelfCleaning,
+    benjamini_hochberg,
+    flag_points,
+    flag_points_test,
+    flag_samples,
+)
+from rddpm_signals.scoring import PositionNormalizer
+
+
+def _noise_maps(shape, seed=0):
+    return np.abs(np.random.default_rng(seed).normal(size=shape))
+
+
+def _old_flag_points(maps, threshold, max_share, dilate):
+    """The rule as it was before ``clean_rule`` existed (copied), the reference for the no-op check."""
+    z = PositionNormalizer().fit(maps).transform(maps)
+    flagged = z > max(threshold, float(np.quantile(z, 1.0 - max_share)))
+    if dilate > 0 and flagged.any():
+        flagged = ndimage.maximum_filter(flagged, size=(1,) + (2 * dilate + 1,) * (maps.ndim - 1), mode="constant")
+    return flagged
+
+
+@pytest.mark.parametrize("shape", [(120, 256), (100, 24, 24)])
+def test_test_rule_flags_nothing_on_noise_where_the_share_rule_flags_much(shape):
+    maps = _noise_maps(shape)
+    assert flag_points_test(maps, fdr=0.01, dilate=2).mean() <= 0.001
+    assert not flag_samples(maps, fdr=0.01).any()
+    assert flag_points(maps, 1.5, 0.1, 2).mean() > 0.3  # the fixed-share rule excludes a lot regardless
+
+
+def test_test_rule_finds_planted_outliers():
+    rng = np.random.default_rng(1)
+    maps = _noise_maps((120, 256), seed=1)
+    truth = np.zeros(maps.shape, dtype=bool)
+    for i in range(24):  # 20 % of the samples carry one defect at a random place
+        s = rng.integers(0, 240)
+        truth[i, s : s + 10] = True
+    flagged = flag_points_test(maps + 3.0 * truth, fdr=0.01, dilate=2)
+    assert flagged[truth].mean() > 0.95
+    assert flagged[24:].mean() < 0.001  # clean samples keep their points
+
+
+def test_whole_sample_rule_drops_an_odd_sample():
+    maps = _noise_maps((60, 16, 16), seed=2)
+    maps[7] *= 2.5  # a sample of another kind: reconstructed worse everywhere, no single point stands out much
+    dropped = flag_samples(maps, fdr=0.01)
+    assert dropped[7] and dropped.sum() == 1
+
+
+def test_benjamini_hochberg_step_up():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # m = 10, q = 0.05: thresholds 0.005, 0.01, 0.015, …; the largest k with p_(k) <= k q / m is k = 2
+    assert benjamini_hochberg(p, 0.05).tolist() == [True, True] + [False] * 8
+    with pytest.raises(ValueError, match="clean_fdr"):
+        benjamini_hochberg(p, 0.0)
+
+
+def test_share_rule_is_the_old_rule_exactly():
+    maps = _noise_maps((40, 64), seed=3)
+    maps[:5, 10:20] += 2.0
+    assert np.array_equal(flag_points(maps, 1.5, 0.1, 2), _old_flag_points(maps, 1.5, 0.1, 2))
+    cleaner = SelfCleaning(lambda ema: maps, 10, start=0.1, rounds=2, threshold=1.5, max_share=0.1, dilate=2)
+    weights = cleaner(None)
+    assert np.array_equal(weights[:, 0].numpy() == 0, _old_flag_points(maps, 1.5, 0.1, 2))
+    assert cleaner.dropped_samples == []
+
+
+def test_detector_no_op_values_reproduce_the_default_fit():
+    X = np.random.default_rng(4).normal(size=(10, 2, 32)).astype(np.float32)
+    default = RobustDiffusion(**TINY_1D).fit(X)
+    explicit = RobustDiffusion(**TINY_1D, clean_rule="share", clean_fdr=0.01, clean_samples=False).fit(X)
+    assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
+    assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
+    test = RobustDiffusion(**TINY_1D, clean_rule="test", clean_samples=True).fit(X)
+    assert test.clean_mask_.mean() < default.clean_mask_.mean()
+
+
+def test_bad_clean_options_are_rejected():
+    X = np.zeros((4, 1, 16), dtype=np.float32)
+    with pytest.raises(ValueError, match="clean_rule"):
+        RobustDiffusion(**TINY_1D, clean_rule="top").fit(X)
+    with pytest.raises(ValueError, match="clean_fdr"):
+        RobustDiffusion(**TINY_1D, clean_fdr=1.5).fit(X)

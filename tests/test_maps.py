@@ -1,0 +1,81 @@
+"""Map options: the local-structure error sees missing texture that |x - x̂| barely sees; multi-t0 with a single
+t0 is the plain map; whole-sample features single out a sample unlike the bulk."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from helpers import TINY_1D
+from rddpm_signals import RobustDiffusion
+from rddpm_signals.maps import (
+    EnergyReference,
+    RobustSampleScore,
+    combine_maps,
+    sample_features,
+    structure_error,
+)
+from rddpm_signals.metrics import pixel_auroc
+
+
+def _textures(n, seed):
+    return np.random.default_rng(seed).normal(size=(n, 1, 32, 32))
+
+
+def test_structure_error_sees_a_blurred_patch_that_the_pixel_error_barely_sees():
+    train = _textures(40, 0)
+    x = _textures(4, 1)
+    mask = np.zeros((4, 32, 32), dtype=bool)
+    mask[:, 8:20, 10:22] = True
+    blurred = uniform_filter(x, size=(1, 1, 7, 7), mode="nearest")
+    x[:, :, 8:20, 10:22] = blurred[:, :, 8:20, 10:22]  # texture missing: the local mean is left
+    # A good denoiser reconstructs the smooth patch as well as anything else: x̂ ≈ x up to a small error.
+    x_hat = x + 0.05 * np.random.default_rng(2).normal(size=x.shape)
+    pixel = np.abs(x - x_hat).mean(axis=1)
+    bulk = EnergyReference(sigma=2.0).fit(train).error(x)
+    assert pixel_auroc(pixel, mask) < 0.6
+    assert pixel_auroc(bulk, mask) > 0.95
+    # Against a reconstruction that puts texture back, the x-vs-x̂ structure error sees the patch too.
+    restored = _textures(4, 1)
+    assert pixel_auroc(structure_error(x, restored, 2.0), mask) > 0.95
+    assert np.allclose(structure_error(x, x, 2.0), 0.0)
+
+
+def test_combine_maps():
+    a, b = np.ones((2, 5)), 3 * np.ones((2, 5))
+    assert combine_maps([a]) is a
+    assert np.allclose(combine_maps([a, b], [1.0, 3.0]), 1.0)
+    with pytest.raises(ValueError, match="one scale per map"):
+        combine_maps([a, b], [1.0])
+
+
+def test_multi_t0_with_a_single_t0_is_the_plain_map():
+    X = np.random.default_rng(3).normal(size=(8, 2, 32)).astype(np.float32)
+    plain = RobustDiffusion(**TINY_1D, self_clean=False).fit(X)
+    single = RobustDiffusion(**TINY_1D, self_clean=False, map_t0s=(TINY_1D["t0"],)).fit(X)
+    assert np.array_equal(plain.anomaly_map(X), single.anomaly_map(X))
+    multi = RobustDiffusion(**TINY_1D, self_clean=False, map_t0s=(2, 5, 10), map_structure="bulk").fit(X)
+    maps = multi.anomaly_map(X)
+    assert maps.shape == (8, 32) and np.isfinite(maps).all()
+    assert multi.map_t0_scale_.shape == (3,)
+
+
+def test_sample_features_single_out_an_odd_sample():
+    maps = np.abs(np.random.default_rng(4).normal(size=(50, 64)))
+    odd = 2.0 * np.abs(np.random.default_rng(5).normal(size=(2, 64)))
+    scorer = RobustSampleScore().fit(sample_features(maps))
+    normal_scores = scorer.score(sample_features(maps))
+    odd_scores = scorer.score(sample_features(odd))
+    assert odd_scores.min() > np.quantile(normal_scores, 0.95)
+
+
+def test_score_modes():
+    X = np.random.default_rng(6).normal(size=(12, 1, 32)).astype(np.float32)
+    det = RobustDiffusion(**TINY_1D, self_clean=False, score_mode="features").fit(X)
+    assert det.anomaly_score(X).shape == (12,)
+    det.set_params(score_mode="mean")
+    maps = det.anomaly_map(X)
+    assert np.allclose(det.score_maps(maps), maps.mean(axis=1))
+    with pytest.raises(ValueError, match="score_mode"):
+        RobustDiffusion(**TINY_1D, score_mode="max").fit(X)
+    with pytest.raises(ValueError, match="map_structure"):
+        RobustDiffusion(**TINY_1D, map_structure="ssim").fit(X)
