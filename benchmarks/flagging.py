@@ -25,6 +25,7 @@ Usage::
     python benchmarks/flagging.py --dataset rolling --train-steps 600 --channels 16
     python benchmarks/flagging.py --method ddpm --seeds 0 1
     python benchmarks/flagging.py --k-grid 2 3 4 5 6               # also re-score at other k (chosen with labels!)
+    python benchmarks/flagging.py --split-k 1.5,5 1,6              # record k and map k apart (chosen with labels!)
     python benchmarks/flagging.py -- --k 4                         # anything after -- goes to 'score'
 
 A fitted model is kept in ``OUT/work/<dataset>_<method>_s<seed>/`` and re-used by later runs with the same settings
@@ -74,6 +75,7 @@ COLUMNS = (
     "record_recall",
     "n_segments",
     "n_true",
+    "n_wrong_in_defective",
     "seg_precision",
     "seg_recall",
     "defect_recall",
@@ -101,17 +103,20 @@ def interval_metrics(
     true interval of the same file (``start < t_end and t_start < end``); a true interval is found when a reported
     one overlaps it. Returns ``n_segments``, ``n_true``, ``seg_precision``, ``seg_recall`` (NaN when the count is 0).
     """
-    n_rep = hit_rep = n_true = hit_true = 0
+    n_rep = hit_rep = n_true = hit_true = wrong_in_defective = 0
     for name in set(reported) | set(truth):
         rep = [(float(a), float(b)) for a, b in reported.get(name, ())]
         tru = [(float(a), float(b)) for a, b in truth.get(name, ())]
         n_rep += len(rep)
         n_true += len(tru)
-        hit_rep += sum(any(a < tb and ta < b for ta, tb in tru) for a, b in rep)
+        hits = sum(any(a < tb and ta < b for ta, tb in tru) for a, b in rep)
+        hit_rep += hits
+        wrong_in_defective += (len(rep) - hits) if tru else 0
         hit_true += sum(any(a < tb and ta < b for a, b in rep) for ta, tb in tru)
     return {
         "n_segments": n_rep,
         "n_true": n_true,
+        "n_wrong_in_defective": wrong_in_defective,
         "seg_precision": _ratio(hit_rep, n_rep),
         "seg_recall": _ratio(hit_true, n_true),
     }
@@ -125,12 +130,12 @@ def box_metrics(
     ``reported[file]``: ``(x0, x1, y0, y1)`` half-open pixel boxes (the segments CSV's start, end, low, high);
     ``masks[file]``: the file's true mask. Components use 8-connectivity. A box is correct when it covers a pixel of
     some component; a component is found when a box covers one of its pixels. ``defect_recall``: defective files
-    (mask not empty) in which a box covers a mask pixel, over defective files. Files missing from ``masks`` count
-    as clean.
+    (mask not empty) in which a box covers a mask pixel, over defective files; ``n_wrong_in_defective``: boxes that
+    miss every component of a defective file. Files missing from ``masks`` count as clean.
     """
     from scipy import ndimage
 
-    n_rep = hit_rep = n_true = hit_true = n_def = hit_def = 0
+    n_rep = hit_rep = n_true = hit_true = n_def = hit_def = wrong_in_defective = 0
     for name in set(reported) | set(masks):
         mask = np.asarray(masks.get(name, np.zeros((1, 1), dtype=bool)), dtype=bool)
         labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
@@ -141,6 +146,7 @@ def box_metrics(
             c0, c1 = max(int(np.floor(x0)), 0), max(int(np.ceil(x1)), 0)
             inside = set(np.unique(labels[r0:r1, c0:c1]).tolist()) - {0}
             hit_rep += bool(inside)
+            wrong_in_defective += bool(n) and not inside
             found |= inside
         n_rep += len(boxes)
         n_true += n
@@ -151,6 +157,7 @@ def box_metrics(
     return {
         "n_segments": n_rep,
         "n_true": n_true,
+        "n_wrong_in_defective": wrong_in_defective,
         "seg_precision": _ratio(hit_rep, n_rep),
         "seg_recall": _ratio(hit_true, n_true),
         "defect_recall": _ratio(hit_def, n_def),
@@ -317,6 +324,7 @@ def run_one(args: argparse.Namespace, seed: int, score_args: Sequence[str]) -> l
     }
     plans = [("stored default" if not score_args else "stored + " + " ".join(score_args), list(score_args))]
     plans += [(f"k={k:g} (chosen with labels)", [*score_args, "--k", str(k)]) for k in args.k_grid or ()]
+    plans += _split_plans(model, args.split_k or (), score_args)
     rows = []
     for p_index, (label, extra) in enumerate(plans):
         for segments_in in ("flagged", "all"):
@@ -345,6 +353,27 @@ def run_one(args: argparse.Namespace, seed: int, score_args: Sequence[str]) -> l
             rows.append(row)
             print(_row_line(row), flush=True)
     return rows
+
+
+def _split_plans(model: Path, pairs: Sequence[str], score_args: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``"SCORE_K,MAP_K"`` pairs → (label, score options) with the score threshold at median + SCORE_K·MAD of the
+    stored training scores and the map threshold at median + MAP_K·MAD of the stored training map values."""
+    if not pairs:
+        return []
+    from rddpm_signals.model import AnomalyModel
+
+    fitted = AnomalyModel.load(model)
+    plans = []
+    for pair in pairs:
+        try:
+            k_score, k_map = (float(v) for v in pair.split(","))
+        except ValueError:
+            raise ValueError(f"bad --split-k {pair!r}: write SCORE_K,MAP_K, e.g. 1.5,5") from None
+        score = fitted.thresholds_for(method="mad", k=k_score).score
+        map_value = fitted.thresholds_for(method="mad", k=k_map).map
+        label = f"score k={k_score:g}, map k={k_map:g} (chosen with labels)"
+        plans.append((label, [*score_args, "--score-threshold", repr(score), "--map-threshold", repr(map_value)]))
+    return plans
 
 
 def _fmt(value: object) -> str:
@@ -388,6 +417,7 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
         "seg_recall",
         "n_segments",
         "n_true",
+        "n_wrong_in_defective",
         "defect_recall",
         "record_precision",
         "record_recall",
@@ -444,6 +474,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="training records (default: 192 forging, 160 rolling)")
     p.add_argument("--n-test", type=int, default=None, help="test records (default: 96 forging, 64 rolling)")
     p.add_argument("--k-grid", type=float, nargs="*", default=None, help="also score at these MAD multiples")
+    p.add_argument(
+        "--split-k",
+        nargs="*",
+        default=None,
+        metavar="SCORE_K,MAP_K",
+        help="also score with separate MAD multiples for the record score and the map (chosen with labels)",
+    )
     p.add_argument("--refit", action="store_true", help="fit again even when a model of these settings exists")
     p.add_argument("--out", default="results/flagging")
     return p

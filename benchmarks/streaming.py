@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.no_signal:
         score_cmd.append("--no-signal")
     base_cmd = [sys.executable, "-c", "import torch, xarray, rddpm_signals.cli, rddpm_signals.model"]
-    _, base_mb, _ = child_peak(base_cmd, out / "work" / "baseline.log")
+    base_mb = float("nan") if args.no_baseline else child_peak(base_cmd, out / "work" / "baseline.log")[1]
     print("$ " + shlex.join(score_cmd), flush=True)
     code, peak_mb, wall = child_peak(score_cmd, out / "work" / f"{tag}_score.log", timeout=args.timeout)
     log_tail = (out / "work" / f"{tag}_score.log").read_text(errors="replace")[-2000:]
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         "exit_code": code,
         "timed_out": code == -9,
         "peak_rss_mb": round(peak_mb, 1),
-        "baseline_rss_mb": round(base_mb, 1),
+        "baseline_rss_mb": None if args.no_baseline else round(base_mb, 1),
         "wall_s": round(wall, 1),
         "result_mib": round(result.stat().st_size / 2**20, 1) if code == 0 and result.is_file() else None,
         "bursts_planted": len(bursts),
@@ -219,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=int, default=None, help="adapter --hop (default: the window)")
     p.add_argument("--chunk-windows", type=int, default=256, help="score --chunk-windows (256)")
     p.add_argument("--no-signal", action="store_true", help="score --no-signal: leave the signal out of the result")
+    p.add_argument("--no-baseline", action="store_true", help="skip measuring the RSS of a child that only imports")
     p.add_argument("--n-train", type=int, default=6, help="training records (6)")
     p.add_argument("--train-seconds", type=float, default=10.0, help="seconds per training record (10)")
     p.add_argument("--bursts", type=int, default=5, help="bursts planted in the long record (5)")

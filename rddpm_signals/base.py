@@ -52,9 +52,14 @@ class BaseDetector(BaseEstimator):
     def anomaly_map(self, X: object) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def score_maps(self, maps: np.ndarray) -> np.ndarray:
+        """Per-sample scores ``(N,)`` of maps ``(N, …grid)`` that :meth:`anomaly_map` returned: the
+        ``score_quantile`` quantile of each map."""
+        return quantile_scores(np.asarray(maps), self.score_quantile)
+
     def anomaly_score(self, X: object) -> np.ndarray:
-        """Per-sample score ``(N,)``: the ``score_quantile`` quantile of the sample's anomaly map."""
-        return quantile_scores(self.anomaly_map(X), self.score_quantile)
+        """Per-sample score ``(N,)``: :meth:`score_maps` of the sample's anomaly map."""
+        return self.score_maps(self.anomaly_map(X))
 
     def fit_anomaly_map(self, X: object) -> np.ndarray:
         """Fit on ``X`` and return the anomaly maps of the same samples (the contaminated-training use case)."""

@@ -8,14 +8,15 @@
     model.save("press.model")                 # adapter state + detector + thresholds + training score distribution
 
 Scores and thresholds
-    The detector scores each model sample (window, tile, clip) with a high quantile of its map
-    (``score_quantile``); a record's score is the largest of its samples' scores (for a record of one window, the
-    detector's own score). At the end of ``fit`` the training samples are scored, and the thresholds come from those
-    values alone — no labels: ``"mad"`` (the default) puts the score threshold at median + k · 1.4826 · MAD of the
-    training scores and the map threshold at the same statistic of the training map values; ``"quantile"`` puts
-    both at the (1 − contamination) quantile of the training scores (a prior on the share of defective samples).
-    Both can be overridden when scoring. A record is *flagged* when its score is above the score threshold; its
-    *segments* are the runs (1D) or connected regions (2D) of its map above the map threshold.
+    The detector scores each model sample (window, tile, clip) from its map (``score_maps``: by default a high
+    quantile of the map, ``score_quantile``); a record's score is the largest of its samples' scores (for a record
+    of one window, the detector's own score). At the end of ``fit`` the training samples are scored, and the
+    thresholds come from those values alone — no labels: ``"mad"`` (the default) puts the score threshold at median
+    + k · 1.4826 · MAD of the training scores and the map threshold at the same statistic of the training map
+    values; ``"quantile"`` puts both at the (1 − contamination) quantile of the training scores (a prior on the
+    share of defective samples). Both can be overridden when scoring. A record is *flagged* when its score is above
+    the score threshold; its *segments* are the runs (1D) or connected regions (2D) of its map above the map
+    threshold.
 
 Long records
     A waveform record longer than ``chunk_windows`` windows is scored chunk by chunk
@@ -152,6 +153,13 @@ def _signal(adapter: Any, item: Any, anomaly: xr.DataArray) -> xr.DataArray | No
     return None
 
 
+def _score_maps(detector: Any, maps: np.ndarray) -> np.ndarray:
+    """The detector's per-sample scores of maps it made; a high quantile for a detector without ``score_maps``."""
+    if hasattr(detector, "score_maps"):
+        return np.asarray(detector.score_maps(maps), dtype=np.float64)
+    return quantile_scores(maps, getattr(detector, "score_quantile", 0.99))
+
+
 def _one_xarray(adapter: Any, items: Any) -> Any:
     """The xarray adapter takes one labelled array: several files are stacked along ``record``."""
     import adapters
@@ -231,7 +239,7 @@ class AnomalyModel:
         detector = self._new_detector(X.ndim - 2)
         detector.fit(X)
         maps = np.asarray(detector.anomaly_map(X), dtype=np.float64)
-        scores = quantile_scores(maps, detector.score_quantile)
+        scores = _score_maps(detector, maps)
         quantiles = np.quantile(maps, np.linspace(0.0, 1.0, _N_QUANTILES))
         thresholds = choose_thresholds(scores, quantiles, self.threshold, self.k, self.contamination)
         self.adapter_, self.detector_ = adapter, detector
@@ -285,7 +293,7 @@ class AnomalyModel:
     def _window_map_fn(self, window_scores: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
         def map_fn(X: np.ndarray) -> np.ndarray:
             maps = np.asarray(self.detector_.anomaly_map(X), dtype=np.float64)
-            window_scores.append(quantile_scores(maps, self.detector_.score_quantile))
+            window_scores.append(_score_maps(self.detector_, maps))
             return maps
 
         return map_fn

@@ -34,7 +34,7 @@ def test_interval_metrics_hand_made():
         "c.csv": [(0.0, 0.5)],  # same times as b's defect but another file: a miss
     }
     m = flagging.interval_metrics(reported, truth)
-    assert (m["n_segments"], m["n_true"]) == (4, 3)
+    assert (m["n_segments"], m["n_true"], m["n_wrong_in_defective"]) == (4, 3, 1)
     assert m["seg_precision"] == pytest.approx(2 / 4)
     assert m["seg_recall"] == pytest.approx(1 / 3)
     empty = flagging.interval_metrics({}, truth)
@@ -56,7 +56,7 @@ def test_box_metrics_use_mask_pixels_not_boxes():
         "t1.png": [(0.0, 8.0, 0.0, 8.0)],  # a clean tile: a miss
     }
     m = flagging.box_metrics(reported, masks)
-    assert (m["n_segments"], m["n_true"]) == (4, 4)
+    assert (m["n_segments"], m["n_true"], m["n_wrong_in_defective"]) == (4, 4, 1)
     assert m["seg_precision"] == pytest.approx(2 / 4)
     assert m["seg_recall"] == pytest.approx(2 / 4)
     assert m["defect_recall"] == pytest.approx(1.0)
@@ -83,7 +83,8 @@ def test_read_segments_and_truth(tmp_path):
 
 def test_flagging_smoke(tmp_path, capsys):
     out = tmp_path / "fl"
-    argv = ["--method", "rpca", "--n-train", "10", "--n-test", "4", "--out", str(out), "--k-grid", "5"]
+    argv = ["--method", "rpca", "--n-train", "10", "--n-test", "4", "--out", str(out)]
+    argv += ["--k-grid", "5", "--split-k", "3,3"]
     assert flagging.main(argv) == 0
     with open(out / "flagging.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -92,10 +93,15 @@ def test_flagging_smoke(tmp_path, capsys):
         ("stored default", "all"),
         ("k=5 (chosen with labels)", "flagged"),
         ("k=5 (chosen with labels)", "all"),
+        ("score k=3, map k=3 (chosen with labels)", "flagged"),
+        ("score k=3, map k=3 (chosen with labels)", "all"),
     ]
     assert all(r["n_records"] == "4" and r["n_defective"] == "2" for r in rows)
     # segments in every record are a superset of those in flagged records only
     assert int(rows[1]["n_segments"]) >= int(rows[0]["n_segments"])
+    # k = 3 for both thresholds, given as values, is the stored default (fitted with k = 3)
+    metrics = ("n_flagged", "n_segments", "seg_precision", "seg_recall", "record_precision", "record_recall")
+    assert [r[m] for r in rows[:2] for m in metrics] == [r[m] for r in rows[4:] for m in metrics]
     assert "| forging | rpca |" in (out / "flagging.md").read_text()
     assert "seg_precision" in capsys.readouterr().out
 
@@ -103,7 +109,8 @@ def test_flagging_smoke(tmp_path, capsys):
 def test_rolling_pngs_share_one_scale(tmp_path):
     from PIL import Image
 
-    flagging.write_rolling_pngs(tmp_path / "tr", tmp_path / "te", seed=0, contamination=0.2, sizes={"n_train": 3, "n_test": 2})
+    sizes = {"n_train": 3, "n_test": 2}
+    flagging.write_rolling_pngs(tmp_path / "tr", tmp_path / "te", seed=0, contamination=0.2, sizes=sizes)
     imgs = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "tr").glob("*.png"))]
     imgs += [np.asarray(Image.open(p)) for p in sorted((tmp_path / "te").glob("*.png"))]
     assert all(i.dtype == np.uint16 and i.shape == (32, 32) for i in imgs)
@@ -117,7 +124,7 @@ def test_rolling_pngs_share_one_scale(tmp_path):
 def test_streaming_smoke(tmp_path):
     out = tmp_path / "st"
     argv = ["--hours", "0.001", "--rate", "2000", "--window", "256", "--method", "rpca", "--n-train", "2"]
-    argv += ["--train-seconds", "2", "--bursts", "2", "--no-signal", "--out", str(out)]
+    argv += ["--train-seconds", "2", "--bursts", "2", "--no-signal", "--no-baseline", "--out", str(out)]
     assert streaming.main(argv) == 0
     doc = json.loads((out / "streaming.json").read_text())
     (run,) = doc["runs"]

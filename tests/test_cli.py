@@ -196,3 +196,44 @@ def test_user_adapter_by_module_path_and_entry_point(workdir, tmp_path):
     # without the plugin on the path, the model names the missing module in one line
     proc = cli("score", str(model), str(workdir / "new"), "--out", str(tmp_path / "r2.nc"))
     assert_one_line_error(proc, 2, "myplant")
+
+
+def test_image_folder_end_to_end(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    for i in range(8):
+        pixels = (128 + 20 * rng.normal(size=(16, 16))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"tile_{i}.png")
+    model, result = tmp_path / "m.model", tmp_path / "r.nc"
+    assert cli("fit", str(folder), "--out", str(model), *TINY).returncode == 0
+    proc = cli("score", str(model), str(folder), "--out", str(result), "--score-threshold", "-1")
+    assert proc.returncode == 0, proc.stderr
+    table = xr.open_dataset(result)
+    assert table.attrs["modality"] == "image" and table.attrs["main_unit"] == "px" and table.sizes["record"] == 8
+    rec = xr.open_dataset(result, group="records/r00000")
+    assert rec["anomaly"].dims == ("y", "x") and rec["anomaly"].shape == (16, 16)
+    assert cli("report", str(result), "--out", str(tmp_path / "rep"), "--top", "2", "--quiet").returncode == 0
+    assert len(list((tmp_path / "rep").glob("*.png"))) == 2
+
+
+def test_spectrogram_adapter_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "sound"
+    folder.mkdir()
+    t = np.arange(4000) / 4000.0
+    for i in range(6):
+        hum = np.sin(2 * np.pi * 440 * t) + 0.1 * rng.normal(size=t.size)
+        sf.write(folder / f"clip_{i}.wav", hum.astype(np.float32), 4000, subtype="FLOAT")
+    model, result = tmp_path / "m.model", tmp_path / "r.nc"
+    spec = ["--adapter", "spectrogram", "--n-fft", "256", "--hop-length", "128", "--n-mels", "16"]
+    proc = cli("fit", str(folder), *spec, "--out", str(model), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert cli("score", str(model), str(folder), "--out", str(result), "--quiet").returncode == 0
+    table = xr.open_dataset(result)
+    assert table.attrs["modality"] == "spectrogram" and table.attrs["second_unit"] == "Hz"
+    rec = xr.open_dataset(result, group="records/r00000")
+    assert rec["anomaly"].dims == ("frequency", "time") and rec["signal"].attrs["units"] == "dB"
+    assert rec["frequency"].attrs["units"] == "Hz" and rec["time"].attrs["units"] == "s"

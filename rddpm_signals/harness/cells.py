@@ -17,7 +17,6 @@ import numpy as np
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
-from ..base import quantile_scores
 from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
@@ -136,7 +135,7 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
     fit_s = time.perf_counter() - start
     maps = detector.anomaly_map(data.test_x)
     score_s = time.perf_counter() - start - fit_s
-    scores = quantile_scores(maps, detector.score_quantile)
+    scores = detector.score_maps(maps)
     result = {
         **asdict(cell),
         "key": cell.key(),
