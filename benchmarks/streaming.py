@@ -4,8 +4,9 @@ Writes a synthetic hour (``--hours``) of a machine hum at ``--rate`` Hz as a flo
 and a short training set of the same process (``--n-train`` records of ``--train-seconds``; one of them carries a
 burst, so the training set is contaminated), fits a small model on the short records through the CLI in-process
 (``--adapter waveform --window W --hop H``), then scores the long WAV with ``python -m rddpm_signals.cli score`` in a
-**subprocess** and reads that child's own peak RSS (``os.wait4``'s ``ru_maxrss``) and wall time. The baseline RSS of
-a child that only imports the CLI and torch is measured the same way, for scale.
+**subprocess** and reads that child's own peak RSS (GNU ``/usr/bin/time``'s maximum resident set size; see
+:func:`child_peak`) and wall time. The baseline RSS of a child that only imports the CLI and torch is measured the
+same way, for scale.
 
 Usage::
 
@@ -103,11 +104,21 @@ def write_training_set(folder: Path, n: int, seconds: float, rate: int, seed: in
 
 
 def child_peak(cmd: Sequence[str], log: Path, timeout: float | None = None) -> tuple[int, float, float]:
-    """Run ``cmd`` as a child (output to ``log``) → (exit code, the child's own peak RSS in MB read by ``os.wait4``,
-    wall seconds). Past ``timeout`` seconds the child is killed and the exit code is -9."""
+    """Run ``cmd`` as a child (output to ``log``) → (exit code, the command's own peak RSS in MB, wall seconds).
+    Past ``timeout`` seconds the child is killed and the exit code is -9.
+
+    The peak comes from ``/usr/bin/time`` (GNU time's ``%M``): the command then runs as a child of ``time``, a small
+    process. Reading ``ru_maxrss`` of a direct child of this process would not do: Linux carries the parent's own
+    high-water RSS into a forked child's ``ru_maxrss`` at ``exec``, so a parent that has imported torch and fitted a
+    model would set a floor under the figure. Without GNU time, ``os.wait4``'s ``ru_maxrss`` is used (an upper
+    bound: the largest of the command's peak and this process's peak)."""
+    gnu_time = Path("/usr/bin/time")
+    peak_file = log.with_suffix(".maxrss")
+    peak_file.unlink(missing_ok=True)
+    full = [str(gnu_time), "-f", "%M", "-o", str(peak_file), *cmd] if gnu_time.is_file() else list(cmd)
     start = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT)
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -118,7 +129,13 @@ def child_peak(cmd: Sequence[str], log: Path, timeout: float | None = None) -> t
                 break
             time.sleep(0.2)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
-    return proc.returncode, usage.ru_maxrss / 1024.0, time.perf_counter() - start  # ru_maxrss: KB on Linux
+    wall = time.perf_counter() - start
+    peak_kb = float(usage.ru_maxrss)  # KB on Linux
+    if peak_file.is_file():
+        lines = [ln for ln in peak_file.read_text().split() if ln.strip().isdigit()]
+        if lines:
+            peak_kb = float(lines[-1])
+    return proc.returncode, peak_kb / 1024.0, wall
 
 
 def _is_diffusion(method: str) -> bool:

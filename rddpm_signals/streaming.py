@@ -10,6 +10,7 @@ and divides each stretch of the grid by its window count as soon as no later win
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,33 +87,59 @@ def stream_map(
             f"stream_map works with a WaveformAdapter or SpectrogramAdapter, got {type(adapter).__name__}: score "
             "other data whole with adapter.to_tensor / to_signal"
         )
-    adapter._check_fitted()
-    records = adapter._records([item])
-    data, rates = adapter._conform(records)
-    record, grid = records[0], data[0]
-    del data
+    record, grid, rate = _one_record(adapter, item)
     length = grid.shape[-1]
     window, hop = adapter._window_hop([length])
     starts = window_starts(length, window, hop)
-    sums = np.zeros(length)
+    cut = functools.partial(_waveform_windows, adapter, grid, window)
+    sums = _stitch(np.zeros(length), starts, window, cut, map_fn, chunk_windows, progress)
+    own_length, source = int(record.data.shape[-1]), record.source
+    del grid, record, cut  # the samples are no longer needed: free them before the time axis is built
+    return _waveform_signal(sums, own_length, source, rate, adapter.sample_rate_)
+
+
+def _waveform_windows(adapter: Any, grid: np.ndarray, window: int, idx: np.ndarray) -> np.ndarray:
+    """The normalised windows starting at ``idx`` of the record ``grid`` ``(C, L)`` → float32 ``(n, C, window)``,
+    with ``to_tensor``'s arithmetic: cut in float64, normalise, then cast to float32."""
+    return adapter._normalise(np.stack([grid[:, s : s + window] for s in idx])).astype(np.float32)
+
+
+def _one_record(adapter: Any, item: Any) -> tuple[Any, np.ndarray, float]:
+    """The fitted ``adapter``'s record for ``item``, its samples on the model grid ``(C, L)`` and its own rate."""
+    adapter._check_fitted()
+    records = adapter._records([item])
+    data, rates = adapter._conform(records)
+    return records[0], data[0], rates[0]
+
+
+def _stitch(
+    sums: np.ndarray,
+    starts: np.ndarray,
+    window: int,
+    cut: Callable[[np.ndarray], np.ndarray],
+    map_fn: MapFn,
+    chunk_windows: int,
+    progress: Progress | None,
+) -> np.ndarray:
+    """Scores the windows at ``starts`` chunk by chunk (``cut(starts_of_chunk)`` → the model input) and averages
+    their maps into ``sums`` ``(..., T)`` (zeros on entry, windows along the last axis): each stretch is divided by
+    its window count as soon as no later window reaches it. Returns ``sums``."""
+    total = sums.shape[-1]
     done = 0  # positions before this one are final (divided by their counts)
     for first, stop in iter_chunks(len(starts), chunk_windows):
         idx = starts[first:stop]
-        # same arithmetic as to_tensor: cut in float64, normalise, then cast to float32
-        x = adapter._normalise(np.stack([grid[:, s : s + window] for s in idx])).astype(np.float32)
-        maps = _call(map_fn, x, (len(idx), window))
+        x = cut(idx)
+        maps = _call(map_fn, x, (len(idx), *sums.shape[:-1], window))
         del x
         for s, m in zip(idx, maps, strict=True):
-            sums[s : s + window] += m
-        final = int(starts[stop]) if stop < len(starts) else length
+            sums[..., s : s + window] += m
+        final = int(starts[stop]) if stop < len(starts) else total
         if final > done:
-            sums[done:final] /= coverage(starts, window, done, final)
+            sums[..., done:final] /= coverage(starts, window, done, final)
             done = final
         if progress is not None:
             progress(stop, len(starts))
-    own_length, source = int(record.data.shape[-1]), record.source
-    del grid, record, records  # the samples are no longer needed: free them before the time axis is built
-    return _waveform_signal(sums, own_length, source, rates[0], adapter.sample_rate_)
+    return sums
 
 
 def _waveform_signal(
@@ -175,14 +202,20 @@ def _uncentred(transform: Any) -> Any:
     return transform
 
 
+def _spectrogram_windows(
+    adapter: Any, transform: Any, grid: np.ndarray, keep: np.ndarray | None, window: int, idx: np.ndarray
+) -> np.ndarray:
+    """The normalised spectrogram windows starting at frames ``idx`` of the record ``grid`` ``(C, L)`` → float32
+    ``(n, C, F, window)``; only the frames they span are computed."""
+    f0, f1 = int(idx[0]), int(idx[-1]) + window
+    db = _frames_db(adapter, transform, grid, f0, f1, keep)
+    return adapter._normalise(np.stack([db[..., s - f0 : s - f0 + window] for s in idx])).astype(np.float32)
+
+
 def _stream_spectrogram(
     adapter: Any, map_fn: MapFn, item: Any, chunk_windows: int, progress: Progress | None
 ) -> xr.DataArray:
-    adapter._check_fitted()
-    records = adapter._records([item])
-    data, rates = adapter._conform(records)
-    record, grid = records[0], data[0]
-    del data
+    record, grid, record_rate = _one_record(adapter, item)
     length = grid.shape[-1]
     n_fft, hop_length = int(adapter.n_fft), int(adapter.hop_length)
     if length < n_fft:
@@ -197,27 +230,11 @@ def _stream_spectrogram(
     window, hop = adapter._window_hop([n_frames])
     starts = window_starts(n_frames, window, hop)
     bins = len(adapter.frequencies_)
-    sums = np.zeros((bins, n_frames))
-    done = 0
-    for first, stop in iter_chunks(len(starts), chunk_windows):
-        idx = starts[first:stop]
-        f0, f1 = int(idx[0]), int(idx[-1]) + window
-        db = _frames_db(adapter, transform, grid, f0, f1, keep)
-        x = adapter._normalise(np.stack([db[..., s - f0 : s - f0 + window] for s in idx])).astype(np.float32)
-        del db
-        maps = _call(map_fn, x, (len(idx), bins, window))
-        del x
-        for s, m in zip(idx, maps, strict=True):
-            sums[:, s : s + window] += m
-        final = int(starts[stop]) if stop < len(starts) else n_frames
-        if final > done:
-            sums[:, done:final] /= coverage(starts, window, done, final)
-            done = final
-        if progress is not None:
-            progress(stop, len(starts))
+    cut = functools.partial(_spectrogram_windows, adapter, transform, grid, keep, window)
+    sums = _stitch(np.zeros((bins, n_frames)), starts, window, cut, map_fn, chunk_windows, progress)
     freq = xr.Variable("frequency", adapter.frequencies_.copy(), attrs={"units": "Hz"})
     times = np.arange(n_frames) * hop_length / rate
-    attrs = {"sample_rate": rates[0], "n_samples": int(record.data.shape[-1])}
+    attrs = {"sample_rate": record_rate, "n_samples": int(record.data.shape[-1])}
     attrs["scale"] = "linear" if adapter.n_mels is None else "mel"
     if record.source:
         attrs["source"] = record.source

@@ -1,4 +1,4 @@
-"""Footprints of 2D defects and the loop that paints them, shared by the image datasets.
+"""Footprints of 2D defects, shared by the image datasets (the loop that paints them is ``base.paint_split``).
 
 A footprint is a float weight ``(H, W)`` in ``[0, 1]``: 1 where the defect is fully present, falling
 smoothly to 0 at its edge. Generators turn a footprint into an intensity change (additive, multiplicative or
@@ -8,11 +8,9 @@ pixels, ``(row, col)``; angles in radians, measured from the column (x) axis.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-__all__ = ["line", "blob", "paint_split", "check_split_sizes"]
+__all__ = ["line", "blob"]
 
 
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,44 +71,3 @@ def blob(
             wobble = rng.uniform(0.3, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
             outline += radius * roughness / k * wobble
     return 1.0 / (1.0 + np.exp((r - outline) / (0.25 * max(edge, 1e-3))))
-
-
-def check_split_sizes(n_train: int, n_test: int, test_anomaly_share: float) -> None:
-    """One-line ValueErrors for split sizes a generator cannot honour."""
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if int(n) != n or n < 1:
-            raise ValueError(f"{name} must be a positive whole number of samples, got {n}")
-    if not 0.0 <= test_anomaly_share <= 1.0:
-        raise ValueError(f"test_anomaly_share must lie in [0, 1], got {test_anomaly_share}")
-
-
-def paint_split(
-    rng: np.random.Generator,
-    clean: np.ndarray,
-    n_defective: int,
-    kinds: tuple[str, ...],
-    paint: Callable[[np.random.Generator, int, str], tuple[np.ndarray, np.ndarray]],
-    attempts: int = 20,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paint one defect on ``n_defective`` randomly chosen images of ``clean`` ``(N, H, W)``.
-
-    ``paint(rng, i, kind)`` returns image ``i`` with a ``kind`` defect ``(H, W)`` and its bool mask
-    ``(H, W)``; a draw whose mask comes out empty (e.g. a defect pushed off the border) is drawn again.
-    Returns ``x`` ``(N, H, W)``, ``mask`` bool ``(N, H, W)`` and ``kind`` ``(N,)`` (the defect's name,
-    ``""`` for normal images).
-    """
-    if not kinds:
-        raise ValueError("no defect kinds given: pass at least one")
-    x = clean.copy()
-    mask = np.zeros(clean.shape, dtype=bool)
-    kind_of = np.full(len(clean), "", dtype="<U32")
-    for i in rng.permutation(len(clean))[:n_defective]:
-        kind = kinds[rng.integers(len(kinds))]
-        for _ in range(attempts):
-            image, m = paint(rng, int(i), kind)
-            if m.any():
-                break
-        else:
-            raise RuntimeError(f"could not paint a visible {kind!r} defect in {attempts} draws")
-        x[i], mask[i], kind_of[i] = image, m, kind
-    return x, mask, kind_of

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import AnomalyDataset, check_contamination, split_counts
+from .base import AnomalyDataset, check_contamination, defect_plan, split_streams
 
 __all__ = ["make_forging", "DEFECTS"]
 
@@ -73,18 +73,17 @@ def _defect(rng: np.random.Generator, clean: np.ndarray, kind: str) -> np.ndarra
 
 def _make_split(
     rng: np.random.Generator, n: int, n_defective: int, length: int, defects: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` strokes ``(n, 4, length)`` with ``n_defective`` defects, and their masks ``(n, length)``."""
     clean = _strokes(rng, n, length)
     x = clean.copy()
     mask = np.zeros((n, length), dtype=bool)
-    label = np.zeros(n, dtype=int)
-    for i in rng.permutation(n)[:n_defective]:
-        change = _defect(rng, clean[i], defects[rng.integers(len(defects))])
+    for i, kind in defect_plan(rng, n, n_defective, defects):
+        change = _defect(rng, clean[i], kind)
         x[i] += change
         mask[i] = (np.abs(change) > _MASK_LEVEL * _AMP[:, None]).any(axis=0)
-        label[i] = int(mask[i].any())
     x += rng.normal(0.0, 1.0, size=x.shape) * (_NOISE * _AMP)[None, :, None]
-    return x.astype(np.float32), mask, label
+    return x.astype(np.float32), mask
 
 
 def make_forging(
@@ -101,27 +100,16 @@ def make_forging(
     contamination = check_contamination(contamination)
     if length < 64:
         raise ValueError(f"length must be >= 64 samples for a press stroke, got {length}")
-    rng = np.random.default_rng([seed, 17])
-    train_x, train_mask, _ = _make_split(rng, n_train, split_counts(n_train, contamination), length, defects)
-    # The test set does not depend on the contamination, so tables across contamination levels are comparable.
-    test_rng = np.random.default_rng([seed, 18])
-    test_x, test_mask, test_label = _make_split(
-        test_rng, n_test, split_counts(n_test, test_anomaly_share), length, defects
+    (train_x, train_mask), (test_x, test_mask) = (
+        _make_split(rng, n, n_defective, length, defects)
+        for rng, n, n_defective in split_streams(seed, 17, n_train, contamination, n_test, test_anomaly_share)
     )
-    return AnomalyDataset(
-        name="forging",
-        dims=1,
-        train_x=train_x,
-        train_mask=train_mask,
-        test_x=test_x,
-        test_mask=test_mask,
-        test_label=test_label,
-        meta={
-            "channels": STATIONS,
-            "sample_rate": float(length),  # one stroke per second
-            "units": "t",
-            "defects": tuple(defects),
-            "contamination": contamination,
-            "seed": seed,
-        },
-    )
+    meta = {
+        "channels": STATIONS,
+        "sample_rate": float(length),  # one stroke per second
+        "units": "t",
+        "defects": tuple(defects),
+        "contamination": contamination,
+        "seed": seed,
+    }
+    return AnomalyDataset.from_masks("forging", 1, train_x, train_mask, test_x, test_mask, meta)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._defects1d import NOISE, MachineCycles, PulseTrain, segment_defect, visible
-from .base import AnomalyDataset, check_contamination, split_counts
+from .base import AnomalyDataset, check_contamination, check_defects, split_counts
 
 __all__ = ["make_long_record", "point_maps", "FAMILIES"]
 
@@ -144,10 +144,7 @@ def make_long_record(
     if min(train_length, test_length) < 8 * window:
         raise ValueError(f"train_length and test_length must be >= 8 windows ({8 * window} points)")
     base_name, kinds = FAMILIES[family]
-    defects = kinds if defects is None else tuple(defects)
-    unknown = set(defects) - set(kinds)
-    if unknown or not defects:
-        raise ValueError(f"unknown {family} long-record defects {sorted(unknown)}: use a non-empty subset of {kinds}")
+    defects = check_defects(defects, kinds, f"{family} long-record")
 
     records, masks, events = [], [], []
     for stream, length, share in ((0, train_length, contamination), (1, test_length, test_anomaly_share)):
@@ -166,14 +163,13 @@ def make_long_record(
     test_x, test_layout = adapter.to_tensor([records[1]])
     train_mask = adapter.masks_to_grid([masks[0]], train_layout)
     test_mask = adapter.masks_to_grid([masks[1]], test_layout)
-    return AnomalyDataset(
+    return AnomalyDataset.from_masks(
         name=f"{'' if family == 'dev' else 'val_'}long_record",
         dims=1,
         train_x=train_x,
         train_mask=train_mask,
         test_x=test_x,
         test_mask=test_mask,
-        test_label=test_mask.any(axis=1).astype(int),
         meta={
             "family": family,
             "base": base_name,

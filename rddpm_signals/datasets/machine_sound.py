@@ -29,7 +29,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 from sklearn.base import clone
 
-from .base import AnomalyDataset, check_contamination, split_counts
+from .base import AnomalyDataset, check_contamination, check_defects, split_streams
 
 __all__ = ["make_machine_sound", "DEFECTS", "MASK_MARGIN_DB"]
 
@@ -193,9 +193,7 @@ def make_machine_sound(
     from adapters import SpectrogramAdapter
 
     contamination = check_contamination(contamination)
-    unknown = [d for d in defects if d not in DEFECTS]
-    if unknown or not defects:
-        raise ValueError(f"unknown machine_sound defects {unknown}: use a non-empty subset of {DEFECTS}")
+    defects = check_defects(defects, DEFECTS, "machine_sound")
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1, got {n_train} and {n_test}")
     length = int(round(sample_rate * duration))
@@ -206,28 +204,21 @@ def make_machine_sound(
     )
     # the mask rule works on raw dB, which needs only the transform: fit a copy on a silent clip for it
     mel = clone(adapter).fit(np.zeros((1, length)))
-    rng = np.random.default_rng([seed, 31])
-    train_clean, train_change, train_mask, train_kinds = _make_split(
-        rng, mel, n_train, split_counts(n_train, contamination), length, sample_rate, defects
-    )
-    # The test set does not depend on the contamination, so tables across contamination levels are comparable.
-    test_rng = np.random.default_rng([seed, 32])
-    test_clean, test_change, test_mask, test_kinds = _make_split(
-        test_rng, mel, n_test, split_counts(n_test, test_anomaly_share), length, sample_rate, defects
+    (train_clean, train_change, train_mask, train_kinds), (test_clean, test_change, test_mask, test_kinds) = (
+        _make_split(rng, mel, n, n_defective, length, sample_rate, defects)
+        for rng, n, n_defective in split_streams(seed, 31, n_train, contamination, n_test, test_anomaly_share)
     )
     train_audio = (train_clean + train_change).astype(np.float32)
     test_audio = (test_clean + test_change).astype(np.float32)
     train_x, train_layout = adapter.fit_to_tensor(train_audio)
     test_x, test_layout = adapter.to_tensor(test_audio)
-    test_label = test_mask.reshape(n_test, -1).any(axis=1).astype(int)
-    return AnomalyDataset(
+    return AnomalyDataset.from_masks(
         name="machine_sound",
         dims=2,
         train_x=train_x,
         train_mask=train_mask,
         test_x=test_x,
         test_mask=test_mask,
-        test_label=test_label,
         meta={
             "sample_rate": float(sample_rate),
             "mel_frequencies": adapter.frequencies_.copy(),

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._defects2d import blob, check_split_sizes, line, paint_split
-from .base import AnomalyDataset, check_contamination, split_counts
+from ._defects2d import blob, line
+from .base import AnomalyDataset, check_defects, check_splits, dataset_from_splits, paint_split, split_streams
 
 __all__ = ["make_rolling", "DEFECTS"]
 
@@ -133,40 +133,20 @@ def make_rolling(
     """Rolled-steel surface tiles: ``train_x`` ``(n_train, 1, size, size)``, a ``contamination`` share of them
     defective; ``test_x`` ``(n_test, 1, size, size)`` with ``test_anomaly_share`` defective. Masks
     ``(N, size, size)``. 64 × 64 by default (about 0.1 s to generate); ``size`` >= 32."""
-    contamination = check_contamination(contamination)
-    check_split_sizes(n_train, n_test, test_anomaly_share)
+    contamination = check_splits(contamination, n_train, n_test, test_anomaly_share)
     if size < 32:
         raise ValueError(f"size must be >= 32 pixels so that a roll mark repeats in view, got {size}")
-    unknown = set(defects) - set(DEFECTS)
-    if unknown or not defects:
-        raise ValueError(f"unknown rolling defects {sorted(unknown)}: use a non-empty subset of {DEFECTS}")
-    defects = tuple(defects)
-    rng = np.random.default_rng([seed, 31])
-    n_defective = split_counts(n_train, contamination)
-    train_x, train_mask, train_kind = _make_split(rng, n_train, n_defective, size, defects)
-    # The test set has its own random stream, so it is the same at every contamination level.
-    test_rng = np.random.default_rng([seed, 32])
-    test_x, test_mask, test_kind = _make_split(
-        test_rng, n_test, split_counts(n_test, test_anomaly_share), size, defects
+    defects = check_defects(defects, DEFECTS, "rolling")
+    train, test = (
+        _make_split(rng, n, n_defective, size, defects)
+        for rng, n, n_defective in split_streams(seed, 31, n_train, contamination, n_test, test_anomaly_share)
     )
-    return AnomalyDataset(
-        name="rolling",
-        dims=2,
-        train_x=train_x[:, None],
-        train_mask=train_mask,
-        test_x=test_x[:, None],
-        test_mask=test_mask,
-        test_label=test_mask.any(axis=(1, 2)).astype(int),
-        meta={
-            "axes": ("transverse", "rolling_direction"),
-            "pixel_size_mm": dict(_PIXEL_MM),
-            "units": "a.u.",
-            "mask_level": _MASK_LEVEL,
-            "noise": _NOISE,
-            "defects": defects,
-            "train_defect": train_kind,
-            "test_defect": test_kind,
-            "contamination": contamination,
-            "seed": seed,
-        },
-    )
+    meta = {
+        "axes": ("transverse", "rolling_direction"),
+        "pixel_size_mm": dict(_PIXEL_MM),
+        "units": "a.u.",
+        "mask_level": _MASK_LEVEL,
+        "noise": _NOISE,
+        "defects": defects,
+    }
+    return dataset_from_splits("rolling", 2, train, test, meta, contamination, seed)

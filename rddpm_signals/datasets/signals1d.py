@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._defects1d import NOISE, MachineCycles, PulseTrain, segment_defect, visible
-from ._defects2d import check_split_sizes
-from .base import AnomalyDataset, check_contamination, split_counts
+from .base import AnomalyDataset, check_defects, check_splits, dataset_from_splits, paint_split, split_streams
 
 __all__ = ["make_signals", "FAMILIES"]
 
@@ -74,14 +73,12 @@ def _make_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     base = _base(family, rng, n, length)
     clean = base.clean()
-    x = clean.copy()
-    mask = np.zeros((n, length), dtype=bool)
-    kind_of = np.full(n, "", dtype="<U32")
-    for i in rng.permutation(n)[:n_defective]:
-        kind = kinds[rng.integers(len(kinds))]
-        change, mask[i] = _paint(rng, base, clean[i], int(i), kind)
-        x[i] += change
-        kind_of[i] = kind
+
+    def paint(rng_: np.random.Generator, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        change, mask = _paint(rng_, base, clean[i], i, kind)
+        return clean[i] + change, mask
+
+    x, mask, kind_of = paint_split(rng, clean, n_defective, kinds, paint, mask_shape=(n, length))
     x += rng.normal(0.0, NOISE, size=x.shape)
     return x.astype(np.float32), mask, kind_of
 
@@ -101,41 +98,23 @@ def make_signals(
     val). ``defects``: a subset of the family's kinds (default all)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown 1D family {family!r}: use one of {sorted(FAMILIES)}")
-    contamination = check_contamination(contamination)
-    check_split_sizes(n_train, n_test, test_anomaly_share)
+    contamination = check_splits(contamination, n_train, n_test, test_anomaly_share)
     if length < 64:
         raise ValueError(f"length must be >= 64 samples (a few cycles or beats), got {length}")
     base_name, channels, kinds = FAMILIES[family]
-    defects = kinds if defects is None else tuple(defects)
-    unknown = set(defects) - set(kinds)
-    if unknown or not defects:
-        raise ValueError(f"unknown {family}_signals defects {sorted(unknown)}: use a non-empty subset of {kinds}")
-    rng = np.random.default_rng([seed, _STREAMS[family]])
-    train_x, train_mask, train_kind = _make_split(
-        family, rng, n_train, split_counts(n_train, contamination), length, defects
+    defects = check_defects(defects, kinds, f"{family}_signals")
+    train, test = (
+        _make_split(family, rng, n, n_defective, length, defects)
+        for rng, n, n_defective in split_streams(
+            seed, _STREAMS[family], n_train, contamination, n_test, test_anomaly_share
+        )
     )
-    test_rng = np.random.default_rng([seed, _STREAMS[family] + 1])  # the test split ignores the contamination
-    test_x, test_mask, test_kind = _make_split(
-        family, test_rng, n_test, split_counts(n_test, test_anomaly_share), length, defects
-    )
-    return AnomalyDataset(
-        name=f"{family}_signals",
-        dims=1,
-        train_x=train_x,
-        train_mask=train_mask,
-        test_x=test_x,
-        test_mask=test_mask,
-        test_label=test_mask.any(axis=1).astype(int),
-        meta={
-            "family": family,
-            "base": base_name,
-            "channels": channels,
-            "sample_rate": 1.0,
-            "units": "a.u.",
-            "defects": defects,
-            "train_defect": train_kind,
-            "test_defect": test_kind,
-            "contamination": contamination,
-            "seed": seed,
-        },
-    )
+    meta = {
+        "family": family,
+        "base": base_name,
+        "channels": channels,
+        "sample_rate": 1.0,
+        "units": "a.u.",
+        "defects": defects,
+    }
+    return dataset_from_splits(f"{family}_signals", 1, train, test, meta, contamination, seed)

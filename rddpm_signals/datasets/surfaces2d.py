@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._defects2d import blob, check_split_sizes, line, paint_split
-from .base import AnomalyDataset, check_contamination, split_counts
+from ._defects2d import blob, line
+from .base import AnomalyDataset, check_defects, check_splits, dataset_from_splits, paint_split, split_streams
 
 __all__ = ["make_surfaces", "FAMILIES"]
 
@@ -84,6 +84,30 @@ class WovenFabric:
         return 2.0 * self.contrast[i] * (pattern - pattern.mean())
 
 
+def _patch(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    centre: tuple[float, float],
+    angle: float,
+    radius: tuple[float, float],
+    roughness: float,
+    max_aspect: float,
+    edge: float,
+) -> np.ndarray:
+    """A rough blob footprint ``shape`` at ``centre``: radius drawn from ``radius`` (share of the image side), aspect
+    from ``[1, max_aspect]``, then the outline's wobble."""
+    return blob(
+        shape,
+        centre,
+        rng.uniform(*radius) * shape[0],
+        rng,
+        roughness=roughness,
+        aspect=rng.uniform(1.0, max_aspect),
+        angle=angle,
+        edge=edge,
+    )
+
+
 def _paint(rng: np.random.Generator, base, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Image ``i`` of ``base`` with one ``kind`` defect ``(S, S)`` and its mask ``(S, S)``."""
     image = base.images[i]
@@ -91,16 +115,7 @@ def _paint(rng: np.random.Generator, base, i: int, kind: str) -> tuple[np.ndarra
     centre = tuple(rng.uniform(0.15, 0.85, size=2) * size)
     angle = rng.uniform(0.0, np.pi)
     if kind in ("texture_removal", "texture_change"):
-        weight = blob(
-            shape,
-            centre,
-            rng.uniform(0.15, 0.28) * size,
-            rng,
-            roughness=0.3,
-            aspect=rng.uniform(1.0, 1.5),
-            angle=angle,
-            edge=2.0,
-        )
+        weight = _patch(rng, shape, centre, angle, (0.15, 0.28), 0.3, 1.5, 2.0)
         if kind == "texture_removal":
             other = ndimage.gaussian_filter(image, sigma=3.0, mode="reflect")
         elif rng.random() < 0.5:
@@ -109,31 +124,13 @@ def _paint(rng: np.random.Generator, base, i: int, kind: str) -> tuple[np.ndarra
             other = base.base[i] + base.weave(i, turn=rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.8))
         return (1.0 - weight) * image + weight * other, weight >= 0.5
     if kind == "stain":
-        weight = blob(
-            shape,
-            centre,
-            rng.uniform(0.18, 0.32) * size,
-            rng,
-            roughness=0.35,
-            aspect=rng.uniform(1.0, 1.6),
-            angle=angle,
-            edge=4.0,
-        )
+        weight = _patch(rng, shape, centre, angle, (0.18, 0.32), 0.35, 1.6, 4.0)
         change = rng.choice([-1.0, 1.0]) * rng.uniform(0.04, 0.07) * weight
     elif kind == "scratch":
         weight = line(shape, centre, angle, rng.uniform(0.4, 0.9) * size, width=rng.uniform(0.5, 0.9))
         change = rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.25) * weight
     elif kind == "intensity_shift":
-        weight = blob(
-            shape,
-            centre,
-            rng.uniform(0.15, 0.3) * size,
-            rng,
-            roughness=0.2,
-            aspect=rng.uniform(1.0, 1.8),
-            angle=angle,
-            edge=0.8,
-        )
+        weight = _patch(rng, shape, centre, angle, (0.15, 0.3), 0.2, 1.8, 0.8)
         change = rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.1) * weight
     elif kind == "pits":
         change = np.zeros(shape)
@@ -169,42 +166,24 @@ def make_surfaces(
     defective; masks ``(N, size, size)``. ``defects``: a subset of the family's kinds (default all)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown 2D family {family!r}: use one of {sorted(FAMILIES)}")
-    contamination = check_contamination(contamination)
-    check_split_sizes(n_train, n_test, test_anomaly_share)
+    contamination = check_splits(contamination, n_train, n_test, test_anomaly_share)
     if size < 24:
         raise ValueError(f"size must be >= 24 pixels (a few threads or grains across), got {size}")
     texture, kinds = FAMILIES[family]
-    defects = kinds if defects is None else tuple(defects)
-    unknown = set(defects) - set(kinds)
-    if unknown or not defects:
-        raise ValueError(f"unknown {family}_surfaces defects {sorted(unknown)}: use a non-empty subset of {kinds}")
-    rng = np.random.default_rng([seed, _STREAMS[family]])
-    train_x, train_mask, train_kind = _make_split(
-        family, rng, n_train, split_counts(n_train, contamination), size, defects
+    defects = check_defects(defects, kinds, f"{family}_surfaces")
+    train, test = (
+        _make_split(family, rng, n, n_defective, size, defects)
+        for rng, n, n_defective in split_streams(
+            seed, _STREAMS[family], n_train, contamination, n_test, test_anomaly_share
+        )
     )
-    test_rng = np.random.default_rng([seed, _STREAMS[family] + 1])  # the test split ignores the contamination
-    test_x, test_mask, test_kind = _make_split(
-        family, test_rng, n_test, split_counts(n_test, test_anomaly_share), size, defects
-    )
-    return AnomalyDataset(
-        name=f"{family}_surfaces",
-        dims=2,
-        train_x=train_x[:, None],
-        train_mask=train_mask,
-        test_x=test_x[:, None],
-        test_mask=test_mask,
-        test_label=test_mask.any(axis=(1, 2)).astype(int),
-        meta={
-            "family": family,
-            "base": texture,
-            "axes": ("row", "col"),
-            "units": "a.u.",
-            "mask_level": _MASK_LEVEL,
-            "noise": _NOISE,
-            "defects": defects,
-            "train_defect": train_kind,
-            "test_defect": test_kind,
-            "contamination": contamination,
-            "seed": seed,
-        },
-    )
+    meta = {
+        "family": family,
+        "base": texture,
+        "axes": ("row", "col"),
+        "units": "a.u.",
+        "mask_level": _MASK_LEVEL,
+        "noise": _NOISE,
+        "defects": defects,
+    }
+    return dataset_from_splits(f"{family}_surfaces", 2, train, test, meta, contamination, seed)

@@ -29,8 +29,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from ._defects2d import blob, check_split_sizes, line, paint_split
-from .base import AnomalyDataset, check_contamination, split_counts
+from ._defects2d import blob, line
+from .base import AnomalyDataset, check_defects, check_splits, dataset_from_splits, paint_split, split_streams
 
 __all__ = ["make_texture", "DEFECTS", "TEXTURES"]
 
@@ -135,8 +135,7 @@ def make_texture(
     """Crops of the scikit-image texture ``name``: ``train_x`` ``(n_train, 1, size, size)`` from the top
     half of the photograph, a ``contamination`` share of them defective; ``test_x`` ``(n_test, 1, size,
     size)`` from the bottom half with ``test_anomaly_share`` defective. Masks ``(N, size, size)``."""
-    contamination = check_contamination(contamination)
-    check_split_sizes(n_train, n_test, test_anomaly_share)
+    contamination = check_splits(contamination, n_train, n_test, test_anomaly_share)
     if name not in TEXTURES:
         raise ValueError(f"unknown texture {name!r}: use one of {TEXTURES}")
     if downsample not in (1, 2, 4, 8):
@@ -144,42 +143,26 @@ def make_texture(
     half = _SOURCE_SIZE // downsample // 2
     if not 16 <= size <= half:
         raise ValueError(f"size must lie in [16, {half}] (half the photograph at downsample={downsample})")
-    unknown = set(defects) - set(DEFECTS)
-    if unknown or not defects:
-        raise ValueError(f"unknown texture defects {sorted(unknown)}: use a non-empty subset of {DEFECTS}")
-    defects = tuple(defects)
+    defects = check_defects(defects, DEFECTS, "texture")
     source = _source(name, downsample)
-    stream = TEXTURES.index(name)
-    rng = np.random.default_rng([seed, 41, stream])
-    train_x, train_mask, train_kind = _make_split(
-        rng, source[:half], n_train, split_counts(n_train, contamination), size, defects
+    # Each split has its own random stream and its own half of the photograph.
+    train, test = (
+        _make_split(rng, region, n, n_defective, size, defects)
+        for (rng, n, n_defective), region in zip(
+            split_streams(seed, (41, TEXTURES.index(name)), n_train, contamination, n_test, test_anomaly_share),
+            (source[:half], source[half:]),
+            strict=True,
+        )
     )
-    # The test set has its own random stream and its own half of the photograph.
-    test_rng = np.random.default_rng([seed, 42, stream])
-    test_x, test_mask, test_kind = _make_split(
-        test_rng, source[half:], n_test, split_counts(n_test, test_anomaly_share), size, defects
-    )
-    return AnomalyDataset(
-        name=name,
-        dims=2,
-        train_x=train_x[:, None],
-        train_mask=train_mask,
-        test_x=test_x[:, None],
-        test_mask=test_mask,
-        test_label=test_mask.any(axis=(1, 2)).astype(int),
-        meta={
-            "source": f"skimage.data.{name}",
-            "axes": ("row", "col"),
-            "pixel_size": float(downsample),  # source pixels per crop pixel
-            "units": "intensity in [0, 1]",
-            "size": size,
-            "downsample": downsample,
-            "train_region": "top half",
-            "test_region": "bottom half",
-            "defects": defects,
-            "train_defect": train_kind,
-            "test_defect": test_kind,
-            "contamination": contamination,
-            "seed": seed,
-        },
-    )
+    meta = {
+        "source": f"skimage.data.{name}",
+        "axes": ("row", "col"),
+        "pixel_size": float(downsample),  # source pixels per crop pixel
+        "units": "intensity in [0, 1]",
+        "size": size,
+        "downsample": downsample,
+        "train_region": "top half",
+        "test_region": "bottom half",
+        "defects": defects,
+    }
+    return dataset_from_splits(name, 2, train, test, meta, contamination, seed)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._defects2d import blob, check_split_sizes, line
-from .base import AnomalyDataset, check_contamination, split_counts
+from ._defects2d import blob, line
+from .base import AnomalyDataset, check_splits, dataset_from_splits, split_streams
 
 __all__ = ["make_whole_sample", "FAMILIES", "draw_object"]
 
@@ -75,7 +75,9 @@ def draw_object(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
 
 def _make_split(
     rng: np.random.Generator, n: int, n_anomalous: int, size: int, normal: str, others: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images ``(n, size, size)``, masks ``(n, size, size)`` (all True for an anomalous image) and classes ``(n,)``
+    (``""`` for normal images)."""
     kind_of = np.full(n, "", dtype="<U32")
     kind_of[rng.permutation(n)[:n_anomalous]] = [others[k] for k in rng.integers(len(others), size=n_anomalous)]
     axis = np.linspace(-1.0, 1.0, size)
@@ -87,7 +89,8 @@ def _make_split(
         contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.35)
         x[i] = background + 0.05 * mottle / mottle.std() + contrast * draw_object(rng, kind_of[i] or normal, size)
     x += rng.normal(0.0, 0.02, size=x.shape)
-    return x.astype(np.float32), kind_of
+    mask = np.broadcast_to((kind_of != "")[:, None, None], x.shape).copy()
+    return x.astype(np.float32), mask, kind_of
 
 
 def make_whole_sample(
@@ -104,36 +107,16 @@ def make_whole_sample(
     of other classes. Masks ``(N, size, size)``: all True for an anomalous image, all False otherwise."""
     if family not in FAMILIES:
         raise ValueError(f"unknown whole-sample family {family!r}: use one of {sorted(FAMILIES)}")
-    contamination = check_contamination(contamination)
-    check_split_sizes(n_train, n_test, test_anomaly_share)
+    contamination = check_splits(contamination, n_train, n_test, test_anomaly_share)
     if size < 16:
         raise ValueError(f"size must be >= 16 pixels, got {size}")
     normal, others = FAMILIES[family]
-    rng = np.random.default_rng([seed, _STREAMS[family]])
-    train_x, train_kind = _make_split(rng, n_train, split_counts(n_train, contamination), size, normal, others)
-    test_rng = np.random.default_rng([seed, _STREAMS[family] + 1])  # the test split ignores the contamination
-    test_x, test_kind = _make_split(test_rng, n_test, split_counts(n_test, test_anomaly_share), size, normal, others)
-
-    def whole(kind: np.ndarray) -> np.ndarray:
-        return np.broadcast_to((kind != "")[:, None, None], (len(kind), size, size)).copy()
-
-    return AnomalyDataset(
-        name=f"{'' if family == 'dev' else 'val_'}whole_sample",
-        dims=2,
-        train_x=train_x[:, None],
-        train_mask=whole(train_kind),
-        test_x=test_x[:, None],
-        test_mask=whole(test_kind),
-        test_label=(test_kind != "").astype(int),
-        meta={
-            "family": family,
-            "normal_class": normal,
-            "defects": others,
-            "axes": ("row", "col"),
-            "units": "a.u.",
-            "train_defect": train_kind,
-            "test_defect": test_kind,
-            "contamination": contamination,
-            "seed": seed,
-        },
+    train, test = (
+        _make_split(rng, n, n_anomalous, size, normal, others)
+        for rng, n, n_anomalous in split_streams(
+            seed, _STREAMS[family], n_train, contamination, n_test, test_anomaly_share
+        )
     )
+    meta = {"family": family, "normal_class": normal, "defects": others, "axes": ("row", "col"), "units": "a.u."}
+    name = f"{'' if family == 'dev' else 'val_'}whole_sample"
+    return dataset_from_splits(name, 2, train, test, meta, contamination, seed)

@@ -40,6 +40,19 @@ _SMOKE_MODEL = {
     "batch_size": 4,
 }
 
+
+def _selection(datasets: list[str]) -> dict:
+    """A model-selection preset (``develop`` / ``validate``): the same grid and sizes on other ``datasets``."""
+    return {
+        "datasets": datasets,
+        "methods": _SELECTION_METHODS,
+        "contamination": [0.0, 0.1, 0.2, 0.3],
+        "seeds": [0, 1],
+        "data": _SELECTION_DATA,
+        "model": _SELECTION_MODEL,
+    }
+
+
 PRESETS: dict[str, dict] = {
     # Seconds, for tests and a first check of an installation; the figures mean nothing.
     "smoke": {
@@ -59,19 +72,7 @@ PRESETS: dict[str, dict] = {
                 n: {"train_length": 2048, "test_length": 1024, "window": 64} for n in ("long_record", "val_long_record")
             },
         },
-        "model": {
-            name: {
-                "channels": 8,
-                "channel_mult": (1, 2),
-                "attention": False,
-                "timesteps": 50,
-                "t0": 5,
-                "train_steps": 4,
-                "batch_size": 4,
-            }
-            for name in ("forging", "rolling")
-        }
-        | {name: dict(_SMOKE_MODEL) for name in _SELECTION_MODEL},
+        "model": {name: dict(_SMOKE_MODEL) for name in ("forging", "rolling", *_SELECTION_MODEL)},
     },
     "quick": {
         "datasets": ["forging", "rolling"],
@@ -128,22 +129,8 @@ PRESETS: dict[str, dict] = {
     },
     # Model selection (issue 12): choose defaults on ``develop``, confirm them on ``validate`` — other base
     # processes and other defect kinds, never used while choosing. CPU-sized like ``robust``.
-    "develop": {
-        "datasets": ["dev_signals", "dev_surfaces", "long_record", "whole_sample"],
-        "methods": _SELECTION_METHODS,
-        "contamination": [0.0, 0.1, 0.2, 0.3],
-        "seeds": [0, 1],
-        "data": _SELECTION_DATA,
-        "model": _SELECTION_MODEL,
-    },
-    "validate": {
-        "datasets": ["val_signals", "val_surfaces", "val_long_record", "val_whole_sample"],
-        "methods": _SELECTION_METHODS,
-        "contamination": [0.0, 0.1, 0.2, 0.3],
-        "seeds": [0, 1],
-        "data": _SELECTION_DATA,
-        "model": _SELECTION_MODEL,
-    },
+    "develop": _selection(["dev_signals", "dev_surfaces", "long_record", "whole_sample"]),
+    "validate": _selection(["val_signals", "val_surfaces", "val_long_record", "val_whole_sample"]),
     "full": {
         "datasets": ["forging", "rolling", "machine_sound", "brick", "grass", "gravel"],
         "methods": _ALL_METHODS,
