@@ -40,7 +40,9 @@ def runs(above: np.ndarray, min_gap: int = 0, min_size: int = 1) -> np.ndarray:
     Runs separated by at most ``min_gap`` ``False`` points are merged; runs (after merging) shorter than
     ``min_size`` points are dropped."""
     above = np.asarray(above, dtype=bool).ravel()
-    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+    padded = np.zeros(above.size + 2, dtype=np.int8)  # int8 throughout: a one-hour map is 36 M points
+    padded[1:-1] = above
+    edges = np.diff(padded)
     starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
     if len(starts) and min_gap > 0:
         keep = np.concatenate([[True], starts[1:] - stops[:-1] > min_gap])
@@ -49,25 +51,41 @@ def runs(above: np.ndarray, min_gap: int = 0, min_size: int = 1) -> np.ndarray:
     return np.stack([starts[long], stops[long]], axis=1).astype(np.int64).reshape(-1, 2)
 
 
-def _axis(da: xr.DataArray, dim: str) -> tuple[np.ndarray, np.ndarray]:
-    """The coordinate values (float64) along ``dim`` and each point's step to the next one."""
-    n = da.sizes[dim]
-    values = np.arange(n, dtype=np.float64)
-    if dim in da.coords:
-        coord = np.asarray(da.coords[dim].values)
-        if np.issubdtype(coord.dtype, np.datetime64):
-            values = coord.astype("datetime64[ns]").astype(np.int64) / 1e9
-        elif np.issubdtype(coord.dtype, np.timedelta64):
-            values = coord.astype("timedelta64[ns]").astype(np.int64) / 1e9
-        elif np.issubdtype(coord.dtype, np.number) and not np.iscomplexobj(coord):
-            values = coord.astype(np.float64)
-    if n >= 2:
-        diffs = np.diff(values)
-        step = np.concatenate([diffs, diffs[-1:]])
-    else:
+class _Axis:
+    """Coordinates along one dim of a map, read point by point (a one-hour map has 36 M points: no float64 copy
+    of the whole axis is made). ``at(i)``: the coordinate of point ``i`` in float (datetimes in seconds since 1970,
+    a dim without a numeric coordinate in point indices); ``end(i)``: ``at(i)`` plus the step to the next point
+    (the last point takes the step before it)."""
+
+    def __init__(self, da: xr.DataArray, dim: str):
+        self.n = da.sizes[dim]
+        self.coord = None
+        if dim in da.coords:
+            coord = da.coords[dim].values
+            if (
+                np.issubdtype(coord.dtype, np.datetime64)
+                or np.issubdtype(coord.dtype, np.timedelta64)
+                or (np.issubdtype(coord.dtype, np.number) and not np.iscomplexobj(coord))
+            ):
+                self.coord = coord
         rate = da.attrs.get("sample_rate") if dim == "time" else None
-        step = np.array([1.0 / float(rate) if rate else 1.0])
-    return values, step
+        self.single_step = 1.0 / float(rate) if rate else 1.0
+
+    def at(self, i: int) -> float:
+        if self.coord is None:
+            return float(i)
+        value = self.coord[i]
+        if np.issubdtype(self.coord.dtype, np.datetime64):
+            return float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
+        if np.issubdtype(self.coord.dtype, np.timedelta64):
+            return float(value.astype("timedelta64[ns]").astype(np.int64)) / 1e9
+        return float(value)
+
+    def end(self, i: int) -> float:
+        if self.n < 2:
+            return self.at(i) + self.single_step
+        j = i if i + 1 < self.n else i - 1
+        return self.at(i) + (self.at(j + 1) - self.at(j))
 
 
 def _check_map(anomaly: xr.DataArray) -> xr.DataArray:
@@ -101,20 +119,18 @@ def find_segments(anomaly: xr.DataArray, threshold: float, min_gap: int = 0, min
     min_gap = _non_negative(min_gap, "min_gap")
     min_size = _non_negative(min_size, "min_size")
     threshold = float(threshold)
-    values = np.asarray(anomaly.values, dtype=np.float64)
+    values = np.asarray(anomaly.values)  # kept in its own dtype: no copy of a long map
     above = values > threshold  # NaN is never above
     if not above.any():
         return []
-    main_dim = anomaly.dims[-1]
-    main, main_step = _axis(anomaly, main_dim)
+    main = _Axis(anomaly, anomaly.dims[-1])
     if anomaly.ndim == 1:
         out = []
         for first, stop in runs(above, min_gap, min_size):
             peak = float(values[first:stop][above[first:stop]].max())
-            end = main[stop - 1] + main_step[stop - 1]
-            out.append(Segment(float(main[first]), float(end), float("nan"), float("nan"), peak))
+            out.append(Segment(main.at(first), main.end(stop - 1), float("nan"), float("nan"), peak))
         return out
-    return _boxes(anomaly, values, above, min_gap, min_size, (main, main_step))
+    return _boxes(anomaly, values, above, min_gap, min_size, main)
 
 
 def _boxes(
@@ -123,12 +139,11 @@ def _boxes(
     above: np.ndarray,
     min_gap: int,
     min_size: int,
-    main_axis: tuple[np.ndarray, np.ndarray],
+    main: _Axis,
 ) -> list[Segment]:
     from scipy import ndimage
 
-    main, main_step = main_axis
-    second, second_step = _axis(anomaly, anomaly.dims[0])
+    second = _Axis(anomaly, anomaly.dims[0])
     region = above
     if min_gap > 0:
         # pad so that the erosion never meets the array's border (scipy's closing is not extensive there)
@@ -150,15 +165,7 @@ def _boxes(
         rows, cols = box
         peak = float(values[box][hits].max())
         last_col, last_row = cols.stop - 1, rows.stop - 1
-        out.append(
-            Segment(
-                float(main[cols.start]),
-                float(main[last_col] + main_step[last_col]),
-                float(second[rows.start]),
-                float(second[last_row] + second_step[last_row]),
-                peak,
-            )
-        )
+        out.append(Segment(main.at(cols.start), main.end(last_col), second.at(rows.start), second.end(last_row), peak))
     return sorted(out, key=lambda s: (s.start, s.low, s.end, s.high))
 
 
