@@ -188,6 +188,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         k=args.k,
         contamination=args.contamination,
         detector_params=params,
+        map_k=args.map_k,
     )
     items = files.read_items(paths, type(adapter), **_reader_options(args))
     _info(args, f"fitting {args.method} on {len(items)} file(s) with the {adapter_name} adapter …")
@@ -232,6 +233,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         contamination=args.contamination,
         score=args.score_threshold,
         map=args.map_threshold,
+        map_k=args.map_k,
     )
     paths = _paths(args.paths)
     sample_rate = getattr(model.adapter_, "sample_rate_", None)
@@ -322,6 +324,11 @@ def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
         "contamination) quantile of the training scores" + ("" if at_fit else " (default: the model's)"),
     )
     g.add_argument("--k", type=float, default=3.0 if at_fit else None, help="MAD multiple (default 3)")
+    g.add_argument(
+        "--map-k",
+        type=float,
+        help="the map threshold's own MAD multiple (default: --k); records and segments can then be set apart",
+    )
     g.add_argument("--contamination", type=float, help="prior share of defective samples, for --threshold quantile")
 
 

@@ -59,9 +59,11 @@ class Thresholds:
     map: float
     k: float | None = None
     contamination: float | None = None
+    map_k: float | None = None
 
     def describe(self) -> str:
-        how = {"mad": f"median + {self.k:g}·MAD", "quantile": f"{1 - (self.contamination or 0):.3g} quantile"}
+        k_text = f"{self.k:g}" if self.map_k is None or self.map_k == self.k else f"{self.k:g} / {self.map_k:g}"
+        how = {"mad": f"median + {k_text}·MAD", "quantile": f"{1 - (self.contamination or 0):.3g} quantile"}
         return f"score > {self.score:.4g}, map > {self.map:.4g} ({how.get(self.method, self.method)})"
 
 
@@ -81,10 +83,14 @@ def choose_thresholds(
     method: str = "mad",
     k: float = 3.0,
     contamination: float | None = None,
+    map_k: float | None = None,
 ) -> Thresholds:
-    """Thresholds from the training scores ``(N,)`` and (a sample of) the training map values (any shape)."""
+    """Thresholds from the training scores ``(N,)`` and (a sample of) the training map values (any shape);
+    ``map_k`` (default: ``k``) is the MAD multiple of the map threshold alone."""
     if method == "mad":
-        return Thresholds("mad", _mad_threshold(train_scores, k), _mad_threshold(train_map_values, k), k=float(k))
+        mk = float(k if map_k is None else map_k)
+        score, map_value = _mad_threshold(train_scores, k), _mad_threshold(train_map_values, mk)
+        return Thresholds("mad", score, map_value, k=float(k), map_k=None if map_k is None else mk)
     if method == "quantile":
         if contamination is None:
             raise ValueError("the quantile threshold needs a contamination prior: pass --contamination (e.g. 0.05)")
@@ -191,7 +197,8 @@ class AnomalyModel:
         ``"ddpm"``, ``"rpca"``, ``"rddpm:train_steps=500"``, …), built with ``dims`` taken from the adapter's tensor
         and ``detector_params`` on top.
     threshold: ``"mad"`` (median + k·MAD of training values) or ``"quantile"`` (contamination prior).
-    k: the MAD multiple; contamination: the prior share of defective samples for ``"quantile"``.
+    k: the MAD multiple; map_k: the map threshold's own multiple (default ``k``); contamination: the prior share
+        of defective samples for ``"quantile"``.
     method: a label for the detector's configuration (kept in the model file and the results); defaults to
         ``detector`` when that is a method name.
 
@@ -208,6 +215,7 @@ class AnomalyModel:
         contamination: float | None = None,
         method: str = "",
         detector_params: dict | None = None,
+        map_k: float | None = None,
     ):
         self.adapter = adapter
         self.detector = detector
@@ -216,6 +224,7 @@ class AnomalyModel:
         self.contamination = contamination
         self.method = method
         self.detector_params = detector_params
+        self.map_k = map_k
 
     # ------------------------------------------------------------------------------------------------- fitting
     def _new_detector(self, dims: int) -> Any:
@@ -241,7 +250,7 @@ class AnomalyModel:
         maps = np.asarray(detector.anomaly_map(X), dtype=np.float64)
         scores = _score_maps(detector, maps)
         quantiles = np.quantile(maps, np.linspace(0.0, 1.0, _N_QUANTILES))
-        thresholds = choose_thresholds(scores, quantiles, self.threshold, self.k, self.contamination)
+        thresholds = choose_thresholds(scores, quantiles, self.threshold, self.k, self.contamination, self.map_k)
         self.adapter_, self.detector_ = adapter, detector
         self.train_scores_, self.train_map_quantiles_, self.thresholds_ = scores, quantiles, thresholds
         self.modality_ = _modality(adapter)
@@ -263,18 +272,23 @@ class AnomalyModel:
         contamination: float | None = None,
         score: float | None = None,
         map: float | None = None,  # noqa: A002 - the threshold's own name
+        map_k: float | None = None,
     ) -> Thresholds:
-        """The stored thresholds, or new ones from the stored training distribution; ``score`` / ``map`` set a
-        value by hand (``method="manual"`` for what was set)."""
+        """The stored thresholds, or new ones from the stored training distribution (``method``, ``k``,
+        ``map_k``, ``contamination``); ``score`` / ``map`` set a value by hand (``method="manual"`` for what was
+        set)."""
         self._check_fitted()
         out = self.thresholds_
-        if method is not None or k is not None or contamination is not None:
+        if any(v is not None for v in (method, k, contamination, map_k)):
+            new_k = self.k if k is None else k
             out = choose_thresholds(
                 self.train_scores_,
                 self.train_map_quantiles_,
                 method or self.thresholds_.method,
-                self.k if k is None else k,
+                new_k,
                 self.contamination if contamination is None else contamination,
+                # a new k moves both thresholds unless the map's multiple is given (or was stored apart)
+                map_k if map_k is not None else self.map_k,
             )
         if score is not None or map is not None:
             out = replace(
@@ -369,7 +383,12 @@ class AnomalyModel:
             "detector": torch.frombuffer(bytearray(detector_to_bytes(self.detector_)), dtype=torch.uint8),
             "detector_class": type(self.detector_).__name__,
             "method": self.method_label,
-            "threshold": {"method": self.threshold, "k": self.k, "contamination": self.contamination},
+            "threshold": {
+                "method": self.threshold,
+                "k": self.k,
+                "contamination": self.contamination,
+                "map_k": self.map_k,
+            },
             "thresholds": vars(self.thresholds_).copy(),
             "train_scores": torch.from_numpy(np.asarray(self.train_scores_, dtype=np.float64)),
             "train_map_quantiles": torch.from_numpy(np.asarray(self.train_map_quantiles_, dtype=np.float64)),
@@ -407,6 +426,7 @@ class AnomalyModel:
             detector,
             threshold=options["method"],
             k=options["k"],
+            map_k=options.get("map_k"),
             contamination=options["contamination"],
             method=state["method"],
         )

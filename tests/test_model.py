@@ -114,3 +114,17 @@ def test_load_detector_reads_every_detector(tmp_path):
         again = load_detector(tmp_path / "d")
         assert type(again) is type(det)
         np.testing.assert_allclose(again.anomaly_map(X), det.anomaly_map(X))
+
+
+def test_record_and_map_multiples_apart(tmp_path):
+    model = AnomalyModel(adapters.WaveformAdapter(window=64), "rpca", k=2.0, map_k=5.0).fit(records())
+    assert model.thresholds_.map_k == 5.0 and "2 / 5·MAD" in model.thresholds_.describe()
+    same = choose_thresholds(model.train_scores_, model.train_map_quantiles_, "mad", k=2.0)
+    assert model.thresholds_.score == same.score and model.thresholds_.map > same.map
+    model.save(tmp_path / "m.model")
+    loaded = AnomalyModel.load(tmp_path / "m.model")
+    assert loaded.thresholds_ == model.thresholds_ and loaded.map_k == 5.0
+    # at score time: a new k keeps the stored map multiple; map_k alone moves only the map threshold
+    assert loaded.thresholds_for(k=1.0).map == model.thresholds_.map
+    moved = loaded.thresholds_for(map_k=8.0)
+    assert moved.score == model.thresholds_.score and moved.map > model.thresholds_.map
