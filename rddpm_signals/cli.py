@@ -240,8 +240,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     reader = {"sample_rate": sample_rate} if sample_rate is not None else {}
     if args.variable is not None:
         reader["variable"] = args.variable
-    items = files.read_items(paths, type(model.adapter_), **reader)
-    bar = tqdm(total=len(items), desc="score", unit="file", disable=args.quiet or not sys.stderr.isatty())
+    adapter_class = type(model.adapter_)
+    # one file at a time: an archive is never held in memory whole
+    items = (files.read_items([path], adapter_class, **reader)[0] for path in paths)
+    bar = tqdm(total=len(paths), desc="score", unit="file", disable=args.quiet or not sys.stderr.isatty())
     try:
         results = list(
             model.score_items(
