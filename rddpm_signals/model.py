@@ -280,12 +280,11 @@ class AnomalyModel:
         self._check_fitted()
         out = self.thresholds_
         if any(v is not None for v in (method, k, contamination, map_k)):
-            new_k = self.k if k is None else k
             out = choose_thresholds(
                 self.train_scores_,
                 self.train_map_quantiles_,
                 method or self.thresholds_.method,
-                new_k,
+                self.k if k is None else k,
                 self.contamination if contamination is None else contamination,
                 # a new k moves both thresholds unless the map's multiple is given (or was stored apart)
                 map_k if map_k is not None else self.map_k,

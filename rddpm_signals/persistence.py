@@ -74,11 +74,10 @@ def detector_to_bytes(detector: Any) -> bytes:
 
 def detector_from_bytes(blob: bytes, device: str | None = None) -> Any:
     """Inverse of :func:`detector_to_bytes`."""
-    kind = detector_kind(blob)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "detector"
         path.write_bytes(blob)
-        return load_detector(path, device=device) if kind == "RobustDiffusion" else load_detector(path)
+        return load_detector(path, device=device)
 
 
 # ------------------------------------------------------------------------------------------------------ adapters
