@@ -53,20 +53,37 @@ class Record:
     channels: tuple[str, ...] | None = None
 
 
+#: soundfile subtypes whose samples float32 holds exactly (read as float32: half the memory of float64, the same
+#: values); any other subtype (32-bit PCM, 64-bit float, …) is read as float64
+_FLOAT32_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "FLOAT", "ULAW", "ALAW", "VORBIS"})
+
+
 def read_audio(path: str | os.PathLike) -> Record:
-    """Read an audio file with soundfile → :class:`Record` ``(C, L)`` float64 at the file's sample rate."""
+    """Read an audio file with soundfile → :class:`Record` ``(C, L)`` at the file's sample rate: float32 when the
+    file's samples are exactly float32 values (8–24-bit PCM, 32-bit float, µ-law / A-law, Vorbis; see
+    :data:`_FLOAT32_SUBTYPES`), else float64. Adapters compute in float64 either way."""
     import soundfile as sf
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist: check the path")
     try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            dtype = "float32" if f.subtype in _FLOAT32_SUBTYPES else "float64"
+            data, rate = f.read(dtype=dtype, always_2d=True), f.samplerate
     except (RuntimeError, sf.LibsndfileError, ValueError, TypeError) as err:
         raise ValueError(
             f"could not decode audio file {str(path)!r} ({err}): pass a WAV/FLAC/OGG file that soundfile can read"
         ) from None
     return Record(data.T, sample_rate=float(rate), source=str(path))
+
+
+def _checked(values: Any, what: str, keep_float32: bool) -> np.ndarray:
+    """:func:`check_values` (float64), or a finite, non-empty float32 array as it is when ``keep_float32``."""
+    if keep_float32 and isinstance(values, np.ndarray) and values.dtype == np.float32 and values.size:
+        if np.isfinite(values).all():
+            return values
+    return check_values(values, what)
 
 
 def _is_rate(value: Any) -> bool:
@@ -120,8 +137,9 @@ class AudioInput(BaseAdapter):
             f"cannot read waveforms from a {type(items).__name__}: pass an array, a list of records or file paths"
         )
 
-    def _records(self, items: Any) -> list[Record]:
-        """Read, check and return every record of ``items`` with ``data`` float64 ``(C, L)``."""
+    def _records(self, items: Any, keep_float32: bool = False) -> list[Record]:
+        """Read, check and return every record of ``items`` with ``data`` float64 ``(C, L)`` (``keep_float32``:
+        float32 data stays float32, without a copy — for callers that cast each piece to float64 themselves)."""
         parts = self._split_items(items)
         if not parts:
             raise ValueError("no records given (empty input): pass at least one record")
@@ -130,7 +148,7 @@ class AudioInput(BaseAdapter):
             if hasattr(part, "detach"):
                 part = part.detach().cpu().numpy()
             rec = self.read_item(part)
-            data = check_values(rec.data, f"record {i}")
+            data = _checked(rec.data, f"record {i}", keep_float32)
             if data.ndim == 1:
                 data = data[None]
             if data.ndim != 2:
@@ -194,6 +212,7 @@ def _resample(data: np.ndarray, rate: float, target: float, index: int) -> np.nd
         raise ValueError(
             f"record {index}: resampling {rate:g} Hz → {target:g} Hz needs whole-number rates: round the rates"
         )
+    data = np.asarray(data, dtype=np.float64)  # a float32 record is resampled in float64, as a float64 one is
     return (
         torchaudio.functional.resample(torch.from_numpy(data), int(round(rate)), int(round(target)))
         .numpy()

@@ -59,7 +59,9 @@ def read_netcdf(path: str | os.PathLike, variable: str | None = None) -> xr.Data
         with xr.open_dataset(path) as ds:
             ds = ds.load()
     except Exception as err:  # each backend raises its own error types for a corrupt file
-        raise ValueError(f"could not read netCDF file {str(path)!r} ({type(err).__name__}: {err})") from None
+        raise ValueError(
+            f"could not read netCDF file {str(path)!r} ({type(err).__name__}: {err}): pass a file xarray can open"
+        ) from None
     if variable is None:
         return ds
     if variable not in ds.data_vars:

@@ -13,6 +13,8 @@ Each is computed twice: with the CLI's default ``--segments-in flagged`` (segmen
 Datasets:
 - ``forging`` (1D): ``rddpm-signals example forging`` writes the train split (``--contamination``) and the test split
   as CSV files plus ``_truth.csv`` (``file,start_s,end_s``); a true defect is one row (one run of the mask).
+- ``dev_signals`` / ``val_signals`` (1D): the model-selection sets, written the same way (``rddpm-signals example
+  dev_signals``); label-free threshold rules are chosen on ``dev_signals`` and confirmed on forging and ``val_signals``.
 - ``rolling`` (2D): the rolled-steel tiles written as 16-bit greyscale PNGs (one dataset-wide min / max scale), the
   test masks in ``_truth_masks.npz``; a true defect is one connected component (8-connectivity) of a mask, and a
   reported box hits it when the box covers at least one of the component's pixels. ``defect_recall`` also counts
@@ -26,6 +28,7 @@ Usage::
     python benchmarks/flagging.py --method ddpm --seeds 0 1
     python benchmarks/flagging.py --k-grid 2 3 4 5 6               # also re-score at other k (chosen with labels!)
     python benchmarks/flagging.py --split-k 1.5,5 1,6              # record k and map k apart (chosen with labels!)
+    python benchmarks/flagging.py --tied-k 1 1.5 2 3               # one threshold for records and map (a sweep)
     python benchmarks/flagging.py -- --k 4                         # anything after -- goes to 'score'
 
 A fitted model is kept in ``OUT/work/<dataset>_<method>_s<seed>/`` and re-used by later runs with the same settings
@@ -64,7 +67,8 @@ __all__ = [
     "main",
 ]
 
-DATASETS = ("forging", "rolling")
+DATASETS = ("forging", "rolling", "dev_signals", "val_signals")
+_INTERVAL_SETS = ("forging", "dev_signals", "val_signals")  # 1D: truth as time intervals
 KEY = ("dataset", "method", "train_steps", "channels", "seed", "threshold", "segments_in")
 COLUMNS = (
     *KEY,
@@ -78,6 +82,7 @@ COLUMNS = (
     "n_wrong_in_defective",
     "seg_precision",
     "seg_recall",
+    "seg_f1",
     "defect_recall",
     "score_threshold",
     "map_threshold",
@@ -86,7 +91,13 @@ COLUMNS = (
     "score_args",
 )
 #: sizes of the runs (the robust preset's sizes for both sets)
-SIZES = {"forging": {"n_train": 192, "n_test": 96}, "rolling": {"size": 32, "n_train": 160, "n_test": 64}}
+SIZES = {
+    "forging": {"n_train": 192, "n_test": 96},
+    "rolling": {"size": 32, "n_train": 160, "n_test": 64},
+    # the model-selection sets at the develop / validate presets' sizes
+    "dev_signals": {"n_train": 192, "n_test": 96},
+    "val_signals": {"n_train": 192, "n_test": 96},
+}
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
@@ -254,11 +265,11 @@ def _cli(argv: list[str]) -> None:
 def _prepare(dataset: str, work: Path, seed: int, contamination: float, sizes: Mapping[str, int]) -> None:
     if (work / "test" / ("_truth_masks.npz" if dataset == "rolling" else "_truth.csv")).is_file():
         return
-    if dataset == "forging":
+    if dataset in _INTERVAL_SETS:
         n = sizes
         common = ["--contamination", str(contamination), "--seed", str(seed)]
-        _cli(["example", "forging", str(work / "train"), "--split", "train", "--n", str(n["n_train"]), *common])
-        _cli(["example", "forging", str(work / "test"), "--split", "test", "--n", str(n["n_test"]), *common])
+        _cli(["example", dataset, str(work / "train"), "--split", "train", "--n", str(n["n_train"]), *common])
+        _cli(["example", dataset, str(work / "test"), "--split", "test", "--n", str(n["n_test"]), *common])
     else:
         write_rolling_pngs(work / "train", work / "test", seed, contamination, sizes)
 
@@ -277,7 +288,7 @@ def _fit_settings(args: argparse.Namespace) -> list[str]:
 def _measure(dataset: str, work: Path, seg_csv: Path, result: Path) -> dict:
     flags, attrs = _flags(result)
     segs = read_segments(seg_csv)
-    if dataset == "forging":
+    if dataset in _INTERVAL_SETS:
         truth = read_truth_intervals(work / "test" / "_truth.csv")
         row = interval_metrics(segs, truth)
         row["defect_recall"] = float("nan")
@@ -287,6 +298,8 @@ def _measure(dataset: str, work: Path, seg_csv: Path, result: Path) -> dict:
         row = box_metrics(segs, masks)
         defective = {name for name, m in masks.items() if m.any()}
     row.update(record_metrics(flags, defective))
+    p, r = row["seg_precision"], row["seg_recall"]
+    row["seg_f1"] = 2 * p * r / (p + r) if p + r > 0 else float("nan")
     row["score_threshold"] = float(attrs["score_threshold"])
     row["map_threshold"] = float(attrs["map_threshold"])
     return row
@@ -325,6 +338,7 @@ def run_one(args: argparse.Namespace, seed: int, score_args: Sequence[str]) -> l
     plans = [("stored default" if not score_args else "stored + " + " ".join(score_args), list(score_args))]
     plans += [(f"k={k:g} (chosen with labels)", [*score_args, "--k", str(k)]) for k in args.k_grid or ()]
     plans += _split_plans(model, args.split_k or (), score_args)
+    plans += _tied_plans(model, args.tied_k or (), score_args)
     rows = []
     for p_index, (label, extra) in enumerate(plans):
         for segments_in in ("flagged", "all"):
@@ -376,6 +390,22 @@ def _split_plans(model: Path, pairs: Sequence[str], score_args: Sequence[str]) -
     return plans
 
 
+def _tied_plans(model: Path, ks: Sequence[float], score_args: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """MAD multiples ``ks`` → (label, score options) with one threshold for records and map alike: median + K·MAD
+    of the stored training record scores (a segment is where the map exceeds what a normal record's score reaches)."""
+    if not ks:
+        return []
+    from rddpm_signals.model import AnomalyModel
+
+    fitted = AnomalyModel.load(model)
+    plans = []
+    for k in ks:
+        value = repr(fitted.thresholds_for(method="mad", k=k).score)
+        label = f"tied k={k:g} (sweep)"
+        plans.append((label, [*score_args, "--score-threshold", value, "--map-threshold", value]))
+    return plans
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "nan" if np.isnan(value) else f"{value:.3f}"
@@ -415,6 +445,7 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
         "segments_in",
         "seg_precision",
         "seg_recall",
+        "seg_f1",
         "n_segments",
         "n_true",
         "n_wrong_in_defective",
@@ -480,6 +511,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SCORE_K,MAP_K",
         help="also score with separate MAD multiples for the record score and the map (chosen with labels)",
+    )
+    p.add_argument(
+        "--tied-k",
+        type=float,
+        nargs="*",
+        default=None,
+        metavar="K",
+        help="also score with one threshold for records and map: median + K·MAD of the training record scores",
     )
     p.add_argument("--refit", action="store_true", help="fit again even when a model of these settings exists")
     p.add_argument("--out", default="results/flagging")

@@ -25,9 +25,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
-        _fsync(tmp)
+        _fsync(tmp, folder=False)
         os.replace(tmp, path)
-        _fsync(path.parent)
+        _fsync(path.parent, folder=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -39,16 +39,20 @@ def _umask() -> int:
     return mask
 
 
-def _fsync(path: str | os.PathLike) -> None:
-    """Flush a file (or a folder's entry list) to disk; folders that cannot be opened are skipped."""
+def _fsync(path: str | os.PathLike, folder: bool) -> None:
+    """Flush a file (or a folder's entry list) to disk. A file's failure (a full disk: ENOSPC) is raised; a folder
+    that cannot be opened or synced (some file systems refuse) is skipped."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        if folder:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError:
-        pass
+        if not folder:
+            raise
     finally:
         os.close(fd)
 

@@ -23,6 +23,8 @@ def check_samples(X: object, dims: int, name: str = "X", n_channels: int | None 
     layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}: pass a float array shaped {layout}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real, got dtype {arr.dtype}: pass the magnitude (np.abs) or the real part")
     if arr.ndim != dims + 2:
         hint = f" add a channel axis with {name}[:, None]" if arr.ndim == dims + 1 else f" reshape it to {layout}"
         raise ValueError(f"{name} must be {dims + 2}-D {layout} for dims={dims}, got shape {arr.shape}:{hint}")

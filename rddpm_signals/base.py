@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 
 from ._validation import check_fitted, check_samples
 
-__all__ = ["BaseDetector", "smooth_maps", "quantile_scores"]
+__all__ = ["BaseDetector", "infer_dims", "smooth_maps", "quantile_scores"]
 
 
 def smooth_maps(maps: np.ndarray, sigma: float) -> np.ndarray:
@@ -32,22 +32,50 @@ def quantile_scores(maps: np.ndarray, q: float) -> np.ndarray:
     return np.quantile(maps.reshape(maps.shape[0], -1), q, axis=1)
 
 
+def infer_dims(X: object, name: str = "X") -> int:
+    """The grid rank of samples ``X``: a 3-D array ``(N, C, L)`` → 1, a 4-D array ``(N, C, H, W)`` → 2.
+
+    Raises a one-line ``ValueError`` naming the shape and the fix for any other rank. An ``X`` that is not
+    array-like at all is reported as 1 here, so that :func:`check_samples` names the problem.
+    """
+    try:
+        ndim = int(np.ndim(X))
+    except (ValueError, TypeError):
+        return 1
+    if ndim in (3, 4):
+        return ndim - 2
+    shape = tuple(np.shape(X))
+    hint = f"add a channel axis with {name}[:, None]" if ndim == 2 else "reshape it"
+    raise ValueError(
+        f"{name} must be 3-D (N, C, L) signals or 4-D (N, C, H, W) images, got shape {shape}: {hint}, "
+        "or set dims=1 or dims=2"
+    )
+
+
 class BaseDetector(BaseEstimator):
     """Common input checks and ``anomaly_score`` for every detector.
 
-    Subclasses set ``dims`` and ``score_quantile`` parameters and implement ``fit`` and ``anomaly_map``.
+    Subclasses set ``dims`` and ``score_quantile`` parameters and implement ``fit`` and ``anomaly_map``. ``dims``
+    is 1, 2 or ``None`` (take it from the training array: ``(N, C, L)`` → 1, ``(N, C, H, W)`` → 2); ``fit`` sets the
+    resolved value as the fitted attribute ``dims_`` together with the other fitted attributes.
     """
 
-    dims: int
+    dims: int | None
     score_quantile: float
 
-    def _check_X(self, X: object, *, fitted: bool) -> np.ndarray:
-        if self.dims not in (1, 2):
-            raise ValueError(f"dims must be 1 or 2, got {self.dims!r}")
-        if fitted:
-            check_fitted(self, "n_channels_")
-            return check_samples(X, self.dims, n_channels=self.n_channels_)
-        return check_samples(X, self.dims)
+    def _check_fit_X(self, X: object) -> tuple[np.ndarray, int]:
+        """``X`` checked for ``fit`` (float32 ``(N, C, L)`` or ``(N, C, H, W)``) and its grid rank: ``dims``, or
+        the rank of ``X`` when ``dims`` is ``None``. Sets nothing on ``self``."""
+        if self.dims is not None and self.dims not in (1, 2):
+            raise ValueError(f"dims must be 1, 2 or None (from X), got {self.dims!r}")
+        dims = infer_dims(X) if self.dims is None else int(self.dims)
+        return check_samples(X, dims), dims
+
+    def _check_X(self, X: object) -> np.ndarray:
+        """``X`` checked against the fitted detector: rank ``dims_ + 2`` and the fitted channel count."""
+        check_fitted(self, "dims_")
+        check_fitted(self, "n_channels_")
+        return check_samples(X, self.dims_, n_channels=self.n_channels_)
 
     def anomaly_map(self, X: object) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

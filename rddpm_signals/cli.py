@@ -189,6 +189,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         contamination=args.contamination,
         detector_params=params,
         map_k=args.map_k,
+        calibration=args.calibration,
     )
     items = files.read_items(paths, type(adapter), **_reader_options(args))
     _info(args, f"fitting {args.method} on {len(items)} file(s) with the {adapter_name} adapter …")
@@ -198,13 +199,33 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CLIError(files.cli_message(err, paths)) from None
     model.save(out)
-    n = len(model.train_scores_)
+    n_cal = (
+        "the training samples (too few to hold any out)"
+        if model.in_sample_
+        else (f"{len(model.calibration_scores_)} held-out sample(s)")
+    )
     _info(
         args,
-        f"fitted on {n} model sample(s) from {len(items)} file(s) in {time.perf_counter() - start:.0f} s; "
-        f"thresholds: {model.thresholds_.describe()}; saved to {out}",
+        f"fitted on {model.n_fit_samples_} model sample(s) from {len(items)} file(s) in "
+        f"{time.perf_counter() - start:.0f} s; thresholds from {n_cal}: {model.thresholds_.describe()}; saved to {out}",
     )
     return EXIT_OK
+
+
+def _units(modality: str, results: list) -> tuple[str, str]:
+    """The units of a map's main (last) and second axis: fixed per adapter; for labelled (xarray) data the
+    coordinates' own ``units`` attributes, and seconds for an axis named ``time`` without one."""
+    fixed = {"waveform": ("s", ""), "spectrogram": ("s", "Hz"), "image": ("px", "px")}
+    if modality in fixed or not results:
+        return fixed.get(modality, ("", ""))
+    anomaly = results[0].anomaly
+
+    def unit(dim: str) -> str:
+        attrs = anomaly[dim].attrs if dim in anomaly.coords else {}
+        return str(attrs.get("units", "s" if dim == "time" else ""))
+
+    dims = anomaly.dims
+    return (unit(dims[-1]) if dims else "", unit(dims[-2]) if len(dims) > 1 else "")
 
 
 def _reader_options(args: argparse.Namespace) -> dict:
@@ -259,8 +280,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise CLIError(files.cli_message(err, paths)) from None
     finally:
         bar.close()
-    units = {"waveform": ("s", ""), "spectrogram": ("s", "Hz"), "image": ("px", "px")}
-    main_unit, second_unit = units.get(model.modality_, ("", ""))
+    main_unit, second_unit = _units(model.modality_, results)
     table, groups = results_dataset(
         results,
         thresholds,
@@ -317,21 +337,34 @@ def _common(q: argparse.ArgumentParser) -> None:
 
 
 def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
+    from .thresholds import DEFAULT_K
+
     g = q.add_argument_group("thresholds (label-free)")
     g.add_argument(
         "--threshold",
         choices=("mad", "quantile"),
         default="mad" if at_fit else None,
-        help="mad: median + k·MAD of the training scores and map values (default); quantile: the (1 − "
-        "contamination) quantile of the training scores" + ("" if at_fit else " (default: the model's)"),
+        help="mad: median + k·MAD of the training scores (default); quantile: their (1 − contamination) quantile; "
+        "the map threshold is the same value unless --map-k is given" + ("" if at_fit else " (default: the model's)"),
     )
-    g.add_argument("--k", type=float, default=3.0 if at_fit else None, help="MAD multiple (default 3)")
+    g.add_argument(
+        "--k", type=float, default=DEFAULT_K if at_fit else None, help=f"MAD multiple (default {DEFAULT_K:g})"
+    )
     g.add_argument(
         "--map-k",
         type=float,
-        help="the map threshold's own MAD multiple (default: --k); records and segments can then be set apart",
+        help="set the map threshold apart: median + MAP_K·MAD of the training map values (default: = score threshold)",
     )
     g.add_argument("--contamination", type=float, help="prior share of defective samples, for --threshold quantile")
+    if at_fit:
+        g.add_argument(
+            "--calibration",
+            type=float,
+            default=0.2,
+            metavar="SHARE",
+            help="share of the training files held out of the fit; the thresholds come from their scores (default "
+            "0.2; 0 = from the training files themselves, which a network that fitted them scores too low)",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,12 +6,13 @@ UNet on the normalised samples. Scoring noises each sample part-way (``t0`` forw
 
 Self-cleaning is on by default, so plain DDPM is ``RobustDiffusion(loss="mse", self_clean=False)`` and AnoDDPM
 ``RobustDiffusion(loss="mse", noise="simplex", self_clean=False)``; :mod:`rddpm_signals.methods` holds the table of
-these presets (``make_detector("ddpm", dims=1)``).
+these presets (``make_detector("ddpm")``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,8 +60,40 @@ def _seed(random_state: int | None, stream: int) -> int:
     return (0 if random_state is None else int(random_state)) * 1000003 + stream
 
 
+def _saved_dims(state: dict, path: Path) -> int:
+    """The fitted ``dims_`` of a saved state; files written before ``dims_`` existed have it as the ``dims``
+    parameter (then always 1 or 2)."""
+    dims = state.get("dims", state["params"].get("dims"))
+    if dims not in (1, 2):
+        raise ValueError(f"{str(path)!r} does not say whether it holds a 1D or 2D model: re-save it")
+    return int(dims)
+
+
 def _generator(random_state: int | None, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(_seed(random_state, stream))
+
+
+_CHECKPOINT_FORMAT = "rddpm-signals-checkpoint/1"
+# settings that leave training unchanged (scoring, I/O): not part of a checkpoint's fingerprint
+_NOT_TRAINING = frozenset(
+    {
+        "verbose",
+        "device",
+        "checkpoint_path",
+        "checkpoint_every",
+        "resume",
+        "sampler",
+        "reverse_steps",
+        "eta",
+        "n_reconstructions",
+        "scoring_batch_size",
+        "score_quantile",
+        "score_mode",
+        "map_normalization",
+        "map_t0s",
+        "map_structure",
+    }
+)
 
 
 class RobustDiffusion(BaseDetector):
@@ -69,7 +102,8 @@ class RobustDiffusion(BaseDetector):
 
     Parameters
     ----------
-    dims: 1 or 2.
+    dims: 1, 2 or ``None`` (the default: taken from the array ``fit`` gets, a 3-D ``(N, C, L)`` → 1, a 4-D
+        ``(N, C, H, W)`` → 2; the resolved value is the fitted attribute ``dims_``).
     loss: the noise-prediction loss, one of :data:`rddpm_signals.losses.LOSSES`: ``"mse"`` (plain DDPM), ``"l1"``,
         ``"huber"``, ``"pseudo_huber"``, ``"lts"`` (the paper's), and the variants ``"huber_adaptive"``,
         ``"pseudo_huber_scheduled"``, ``"lts_bucket"``, ``"lts_element"``, ``"tukey"``, ``"cauchy"``,
@@ -131,16 +165,19 @@ class RobustDiffusion(BaseDetector):
     device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, …
     random_state: seed of initialisation, batch order and scoring noise; same seed → same maps.
     verbose: show a progress bar with the running loss during ``fit``.
-    checkpoint_path: if set, ``fit`` checkpoints there and resumes from an existing checkpoint.
+    checkpoint_path: if set, ``fit`` checkpoints there every ``checkpoint_every`` steps and resumes from an existing
+        checkpoint of the same run. A checkpoint carries a fingerprint (the data's shape and hash, every parameter
+        that changes training, the refit stage, the format and package version); one of another run is refused
+        with a one-line error naming what differs. ``resume=False`` ignores an existing checkpoint.
 
-    Fitted attributes: ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
+    Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
     ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_mask_`` (N, …grid) bool, the
     training points excluded at the end; with position normalisation ``map_center_`` / ``map_scale_`` (…grid).
     """
 
     def __init__(
         self,
-        dims: int = 1,
+        dims: int | None = None,
         loss: str = "lts",
         delta: float | None = None,
         trim: float | None = None,
@@ -185,6 +222,8 @@ class RobustDiffusion(BaseDetector):
         random_state: int | None = 0,
         verbose: bool = True,
         checkpoint_path: str | None = None,
+        checkpoint_every: int = 500,
+        resume: bool = True,
     ):
         self.dims = dims
         self.loss = loss
@@ -231,6 +270,8 @@ class RobustDiffusion(BaseDetector):
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
 
     # ----------------------------------------------------------------------------------------------- building
     def _check_params(self) -> None:
@@ -242,6 +283,8 @@ class RobustDiffusion(BaseDetector):
             raise ValueError("train_steps and batch_size must be >= 1")
         if self.n_reconstructions < 1:
             raise ValueError(f"n_reconstructions must be >= 1, got {self.n_reconstructions}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 (training steps), got {self.checkpoint_every}")
         if self.train_t_max is not None and self.train_t_max < self.t0:
             raise ValueError(
                 f"train_t_max={self.train_t_max} is below t0={self.t0}: the model would be scored on timesteps it "
@@ -271,9 +314,9 @@ class RobustDiffusion(BaseDetector):
         """Whether scoring needs statistics of the training maps learnt at the end of ``fit``."""
         return len(self._t0s()) > 1 or self.map_structure != "none" or self.score_mode == "features"
 
-    def _make_net(self, n_channels: int) -> UNet:
+    def _make_net(self, n_channels: int, dims: int) -> UNet:
         return UNet(
-            dims=self.dims,
+            dims=dims,
             in_channels=n_channels,
             channels=self.channels,
             channel_mult=tuple(self.channel_mult),
@@ -294,11 +337,12 @@ class RobustDiffusion(BaseDetector):
         )
 
     def _normalise(self, X: np.ndarray) -> torch.Tensor:
-        shape = (1, -1) + (1,) * self.dims
+        """``X`` ``(N, C, …grid)`` in robust per-channel units, as a tensor of the same shape."""
+        shape = (1, -1) + (1,) * (X.ndim - 2)
         return torch.from_numpy((X - self.center_.reshape(shape)) / self.scale_.reshape(shape))
 
     def _denormalise(self, Z: torch.Tensor) -> np.ndarray:
-        shape = (1, -1) + (1,) * self.dims
+        shape = (1, -1) + (1,) * (Z.ndim - 2)
         return Z.numpy() * self.scale_.reshape(shape) + self.center_.reshape(shape)
 
     def _eps_model(self, net: torch.nn.Module):
@@ -325,9 +369,22 @@ class RobustDiffusion(BaseDetector):
 
     # ----------------------------------------------------------------------------------------------- fitting
     def fit(self, X: object, y: object = None) -> RobustDiffusion:
-        """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``."""
+        """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``.
+
+        All or nothing: on any error (bad input, a refused checkpoint, a non-finite loss, an interrupt) the detector
+        is left exactly as it was before the call — unfitted, or with its previous fit."""
+        before = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        try:
+            return self._fit(X)
+        except BaseException:
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+                delattr(self, name)
+            vars(self).update(before)
+            raise
+
+    def _fit(self, X: object) -> RobustDiffusion:
         self._check_params()
-        X = self._check_X(X, fitted=False)
+        X, dims = self._check_fit_X(X)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = resolve_device(self.device)
@@ -339,7 +396,8 @@ class RobustDiffusion(BaseDetector):
         stages = 1 + (self.clean_refits if self.self_clean else 0)
         for stage in range(stages):
             # Every stage starts from the same fresh network: a refit has never seen the points flagged before.
-            result = self._train_stage(data, schedule, t_range, prior, self._stage_checkpoint(stage, stages))
+            checkpoint = self._stage_checkpoint(stage, stages)
+            result = self._train_stage(data, dims, schedule, t_range, prior, checkpoint)
             if result.weights is not None:
                 prior = result.weights[:, 0].numpy() == 0
         self.net_ = result.ema
@@ -350,7 +408,27 @@ class RobustDiffusion(BaseDetector):
             self._fit_scoring_reference(data)
         elif self.map_normalization == "position":
             self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
+        self.dims_ = dims  # last: a fit that failed before here leaves the detector unfitted
         return self
+
+    def _fingerprint(self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str) -> dict:
+        """What identifies one training run: data, refit stage, every parameter that changes training (as text, so
+        a list and a tuple of the same values agree), format and package version."""
+        from . import __version__
+
+        def digest(a: np.ndarray) -> str:
+            return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+        params = {k: repr(v) for k, v in sorted(self.get_params().items()) if k not in _NOT_TRAINING}
+        return {
+            "format": _CHECKPOINT_FORMAT,
+            "version": __version__,
+            "data": f"{tuple(data.shape)} {digest(data.numpy())}",
+            "dims": dims,
+            "stage": Path(path).suffix if Path(path).suffix.startswith(".stage") else "final",
+            "excluded": "none" if prior is None else digest(prior),
+            **params,
+        }
 
     def _stage_checkpoint(self, stage: int, stages: int) -> str | None:
         """The final stage checkpoints at ``checkpoint_path``; earlier ones beside it (``….stage0`` …)."""
@@ -361,19 +439,21 @@ class RobustDiffusion(BaseDetector):
     def _train_stage(
         self,
         data: torch.Tensor,
+        dims: int,
         schedule: NoiseSchedule,
         t_range: int,
         prior: np.ndarray | None,
         checkpoint_path: str | None,
     ) -> TrainResult:
-        """One training run from a fresh network; with self-cleaning, ``prior`` ``(N, …grid)`` (the points an
-        earlier stage excluded) is excluded from the first step on and stays excluded."""
+        """One training run of a fresh ``dims``-D network on ``data`` ``(N, C, …grid)``; with self-cleaning,
+        ``prior`` ``(N, …grid)`` (the points an earlier stage excluded) is excluded from the first step on and
+        stays excluded."""
         loss_fn = make_loss(
             self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(self.random_state, 0))
-            net = self._make_net(self.n_channels_)
+            net = self._make_net(self.n_channels_, dims)
         config = TrainConfig(
             steps=self.train_steps,
             batch_size=self.batch_size,
@@ -384,6 +464,9 @@ class RobustDiffusion(BaseDetector):
             precision=self.precision,
             t_max=self.train_t_max,
             checkpoint_path=checkpoint_path,
+            checkpoint_every=self.checkpoint_every,
+            fingerprint=None if checkpoint_path is None else self._fingerprint(data, dims, prior, checkpoint_path),
+            resume=self.resume,
             verbose=self.verbose,
             description=f"fit {self.loss}",
         )
@@ -488,7 +571,7 @@ class RobustDiffusion(BaseDetector):
     @torch.no_grad()
     def reconstruct(self, X: object) -> np.ndarray:
         """The "healthy" reconstruction of ``X`` (mean of ``n_reconstructions``), same shape and units as ``X``."""
-        X = self._check_X(X, fitted=True)
+        X = self._check_X(X)
         _, recon = self._raw_maps(self._normalise(X), self.net_)
         return self._denormalise(recon).astype(np.float32)
 
@@ -497,7 +580,7 @@ class RobustDiffusion(BaseDetector):
         """``|x - x̂|`` in normalised units, averaged over channels and reconstructions, then smoothed and (with
         ``map_normalization="position"``) z-scored per position: ``(N, L)`` or ``(N, H, W)``, higher = more
         anomalous."""
-        X = self._check_X(X, fitted=True)
+        X = self._check_X(X)
         return self._finish_maps(self._scoring_maps(self._normalise(X)))
 
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
@@ -523,8 +606,8 @@ class RobustDiffusion(BaseDetector):
     _FITTED_ARRAYS += ("sample_location_", "sample_precision_")
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write parameters, EMA weights, normalisations and fitted arrays to ``path`` (atomically)."""
-        check_fitted(self, "net_")
+        """Write parameters, EMA weights, normalisations, ``dims_`` and fitted arrays to ``path`` (atomically)."""
+        check_fitted(self, "dims_")
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.get_params().items()}
         arrays = {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in self._FITTED_ARRAYS if hasattr(self, k)}
         atomic_torch_save(
@@ -533,6 +616,7 @@ class RobustDiffusion(BaseDetector):
                 "params": params,
                 "state_dict": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
                 "n_channels": self.n_channels_,
+                "dims": self.dims_,
                 "arrays": arrays,
             },
             path,
@@ -560,8 +644,9 @@ class RobustDiffusion(BaseDetector):
         for name, value in state["arrays"].items():
             setattr(det, name, value.numpy())
         det.n_channels_ = int(state["n_channels"])
+        det.dims_ = _saved_dims(state, path)
         det.device_ = resolve_device(det.device)
-        net = det._make_net(det.n_channels_)
+        net = det._make_net(det.n_channels_, det.dims_)
         net.load_state_dict(state["state_dict"])
         det.net_ = net.to(det.device_).eval().requires_grad_(False)
         return det

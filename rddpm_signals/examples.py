@@ -1,5 +1,9 @@
 """Example recordings for the walkthrough: the built-in forging press strokes written as one file per stroke.
 
+The 1D development and validation sets of the model-selection protocol (``dev_signals``, ``val_signals``) can be
+written the same way (``record_0000.csv`` …, channels named by the set, one sample per second: the generator has no
+physical time scale), so label-free thresholds can be chosen on one family and confirmed on forging.
+
 ``rddpm-signals example forging DIR --split train --format csv`` writes ``DIR/stroke_0000.csv`` … — a header
 ``time_s,station_1,station_2,station_3,station_4`` then one row per sample, loads in tons — or four-channel float32
 WAV files (``--format wav``, the same tons as raw float samples), and the ground truth ``DIR/_truth.csv``: one row
@@ -20,12 +24,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._io import atomic_path, atomic_write_text
 
 __all__ = [
+    "write_recordings",
     "write_forging_recordings",
     "truth_rows",
     "add_example_arguments",
@@ -37,7 +43,8 @@ __all__ = [
 TRUTH_NAME = "_truth.csv"
 SPLITS = ("train", "test")
 FORMATS = ("csv", "wav")
-DATASETS = ("forging",)
+DATASETS = ("forging", "dev_signals", "val_signals")
+_FILE_STEM = {"forging": "stroke"}  # other sets: "record"
 
 
 def truth_rows(name: str, mask: np.ndarray, sample_rate: float) -> list[tuple[str, float, float]]:
@@ -70,7 +77,14 @@ def _check_out_dir(out: Path, names: set[str]) -> None:
         )
 
 
-def write_forging_recordings(
+def write_forging_recordings(out_dir: str | os.PathLike, **options: Any) -> list[Path]:
+    """The forging strokes as files: :func:`write_recordings` of ``"forging"`` (options: ``split``,
+    ``contamination``, ``n``, ``seed``, ``fmt``, ``sample_rate``)."""
+    return write_recordings("forging", out_dir, **options)
+
+
+def write_recordings(
+    dataset: str,
     out_dir: str | os.PathLike,
     split: str = "train",
     contamination: float = 0.2,
@@ -79,27 +93,30 @@ def write_forging_recordings(
     fmt: str = "csv",
     sample_rate: float | None = None,
 ) -> list[Path]:
-    """Write the forging ``split`` (``"train"``: ``contamination`` share defective; ``"test"``: half defective) as
-    ``n`` stroke files (default: the dataset's 256 train / 128 test strokes) in ``out_dir``, plus ``_truth.csv``.
+    """Write the ``split`` of the built-in 1D ``dataset`` (one of :data:`DATASETS`; ``"train"``: ``contamination``
+    share defective; ``"test"``: half defective) as ``n`` files, one per record (default: the dataset's 256 train /
+    128 test records), in ``out_dir``, plus ``_truth.csv``.
 
-    ``fmt``: ``"csv"`` or ``"wav"`` (4-channel float32, needs a whole-number ``sample_rate``). ``sample_rate``:
-    samples per second (default 256 Hz, the dataset's one stroke per second). Every file is written atomically.
+    ``fmt``: ``"csv"`` or ``"wav"`` (float32, needs a whole-number ``sample_rate``). ``sample_rate``: samples per
+    second (default: the dataset's own; forging 256 Hz, one stroke per second). Every file is written atomically.
     Returns the data files' paths, in order (``_truth.csv`` not included).
     """
     from . import datasets
 
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown example dataset {dataset!r}: use one of {DATASETS}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if n is not None and (not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1):
-        raise ValueError(f"n must be a positive number of strokes, got {n!r}")
+        raise ValueError(f"n must be a positive number of records, got {n!r}")
     sizes = {"n_train": 1, "n_test": 1}
     if n is not None:
         sizes["n_" + split] = int(n)
     else:
         sizes = {}
-    ds = datasets.load("forging", contamination=contamination, seed=seed, **sizes)
+    ds = datasets.load(dataset, contamination=contamination, seed=seed, **sizes)
     x = ds.train_x if split == "train" else ds.test_x
     mask = ds.train_mask if split == "train" else ds.test_mask
     rate = float(ds.meta["sample_rate"] if sample_rate is None else sample_rate)
@@ -109,7 +126,8 @@ def write_forging_recordings(
         raise ValueError(f"a WAV file needs a whole-number sample rate, got {rate:g} Hz: round it or write CSV")
     channels = tuple(ds.meta["channels"])
     out = Path(out_dir)
-    names = [f"stroke_{i:04d}.{fmt}" for i in range(len(x))]
+    stem = _FILE_STEM.get(dataset, "record")
+    names = [f"{stem}_{i:04d}.{fmt}" for i in range(len(x))]
     _check_out_dir(out, set(names))
     out.mkdir(parents=True, exist_ok=True)
     times = np.arange(x.shape[-1]) / rate
@@ -153,18 +171,19 @@ def add_example_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("out_dir", metavar="DIR", help="folder for the recordings (created; must hold no other data)")
     parser.add_argument("--split", choices=SPLITS, default="train", help="train (contaminated) or test (default train)")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="csv", help="csv or wav (default csv)")
-    parser.add_argument("--contamination", type=float, default=0.2, help="share of defective strokes (train split)")
-    parser.add_argument("--n", type=int, default=None, help="number of strokes (default: 256 train / 128 test)")
+    parser.add_argument("--contamination", type=float, default=0.2, help="share of defective records (train split)")
+    parser.add_argument("--n", type=int, default=None, help="number of records (default 256 train / 128 test)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--sample-rate", type=float, default=None, help="samples per second (default 256: one stroke per second)"
+        "--sample-rate", type=float, default=None, help="samples per second (default: the set's own, forging 256)"
     )
     return parser
 
 
 def example_command(args: argparse.Namespace) -> int:
     """Run ``rddpm-signals example`` from parsed arguments; prints one summary line. Returns the exit code 0."""
-    paths = write_forging_recordings(
+    paths = write_recordings(
+        args.dataset,
         args.out_dir,
         split=args.split,
         contamination=args.contamination,
@@ -177,7 +196,7 @@ def example_command(args: argparse.Namespace) -> int:
     truth = (out / TRUTH_NAME).read_text().splitlines()[1:]
     defective = len({row.split(",")[0] for row in truth})
     print(
-        f"wrote {len(paths)} {args.dataset} strokes ({defective} with a defect) to {out}/ as {args.fmt}; "
+        f"wrote {len(paths)} {args.dataset} records ({defective} with a defect) to {out}/ as {args.fmt}; "
         f"ground truth in {out / TRUTH_NAME}"
     )
     return 0

@@ -76,6 +76,11 @@ def _extensions() -> str:
     return " ".join(sorted(FORMATS))
 
 
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an image", "a netcdf"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def kind_of(path: str | os.PathLike) -> str:
     """The kind of data file ``path`` holds, from its extension: audio, csv, array, image or netcdf."""
     suffix = Path(path).suffix.lower()
@@ -272,7 +277,9 @@ def _read_array(path: Path, sample_rate: float | None):
 
 
 def read_record(path: str | os.PathLike, sample_rate: float | None = None):
-    """Read one audio, CSV, NPY or NPZ file → :class:`adapters.Record` with ``data`` float64 ``(C, L)``.
+    """Read one audio, CSV, NPY or NPZ file → :class:`adapters.Record` with ``data`` ``(C, L)``: float64, except
+    audio whose samples float32 holds exactly (16/24-bit PCM, 32-bit float, …), read as float32 — half the memory
+    of a long recording, the same values (:func:`adapters.read_audio`).
 
     Audio (soundfile) brings its own rate; a CSV its time column's rate (``sample_rate`` is then ignored);
     NPY files need ``sample_rate``; NPZ files hold the record as ``x`` (or their only array) and may store
@@ -284,7 +291,7 @@ def read_record(path: str | os.PathLike, sample_rate: float | None = None):
     kind = kind_of(path)
     if kind not in _RECORD_KINDS:
         raise ValueError(
-            f"{str(path)!r} is a {kind} file, not a record: read it with the {ADAPTER_KINDS[kind]} adapter"
+            f"{str(path)!r} is {_a(kind)} file, not a record: read it with the {ADAPTER_KINDS[kind]} adapter"
         )
     if not path.is_file():
         raise ValueError(f"{str(path)!r} does not exist: check the path")
@@ -333,6 +340,7 @@ def _read_netcdf(path: Path, variable: str | None) -> Any:
     data = adapters.read_netcdf(path, variable)
     if variable is None and len(data.data_vars) == 1:
         data = data[next(iter(data.data_vars))]
+    data.attrs["source"] = str(path)  # the record's name in results, as a waveform Record's source
     return data
 
 
@@ -360,7 +368,7 @@ def read_items(paths: Sequence[str | os.PathLike], adapter_name: str | type, **r
         wanted = {"record": _RECORD_KINDS, "image": ("image",), "xarray": ("netcdf",)}[family]
         if kind not in wanted:
             raise ValueError(
-                f"{str(path)!r} is a {kind} file but the {name} adapter reads {'/'.join(wanted)} files: pass "
+                f"{str(path)!r} is {_a(kind)} file but the {name} adapter reads {'/'.join(wanted)} files: pass "
                 f"--adapter {ADAPTER_KINDS[kind]} or leave the file out"
             )
         if not path.is_file():

@@ -17,7 +17,7 @@ strings otherwise.
 ==============  =========================================================================================
 
 Self-cleaning is on by default in ``RobustDiffusion``, so a plain DDPM is ``loss="mse"`` *with*
-``self_clean=False``; ``make_detector("ddpm", dims=1)`` builds exactly that.
+``self_clean=False``; ``make_detector("ddpm")`` builds exactly that.
 """
 
 from __future__ import annotations
@@ -124,17 +124,27 @@ def parse_method(text: str, extra_bases: tuple[str, ...] = ()) -> MethodSpec:
     return MethodSpec(base, overrides, label=str(text))
 
 
-def make_detector(method: str | MethodSpec, dims: int, **params: object):
-    """A fresh detector for ``method`` on ``dims``-dimensional samples; ``params`` (e.g. ``random_state``) go on
-    top of the preset and the method's own overrides. Unknown parameter names are a one-line ValueError."""
+def make_detector(method: str | MethodSpec, dims: int | None = None, **params: object):
+    """A fresh detector for ``method`` on ``dims``-dimensional samples (1: ``(N, C, L)``, 2: ``(N, C, H, W)``;
+    ``None``: taken from the array ``fit`` gets); ``params`` (e.g. ``random_state``) go on top of the preset and the
+    method's own overrides. Unknown parameter names are a one-line ValueError."""
     spec = parse_method(method) if isinstance(method, str) else method
     cls = detector_class(spec.detector)
     merged = {**spec.params(), **params}
+    if "dims" in merged:  # e.g. "rddpm:dims=2"
+        if dims is not None and merged["dims"] != dims:
+            raise ValueError(f"method {spec.label or spec.base!r} sets dims={merged['dims']!r} but dims={dims!r}")
+        dims = merged.pop("dims")
     valid = set(cls(dims=dims).get_params())
     unknown = sorted(set(merged) - valid - {"dims"})
     if unknown:
+        import difflib
+
+        names = sorted(valid - {"dims"})
+        close = sorted({m for u in unknown for m in difflib.get_close_matches(u, names, n=3, cutoff=0.6)})
+        hint = f"did you mean {', '.join(close)}?" if close else f"{cls.__name__}().get_params() lists all {len(names)}"
         raise ValueError(
             f"{spec.detector} has no parameter {', '.join(map(repr, unknown))} (method {spec.label or spec.base!r}): "
-            f"use one of {sorted(valid - {'dims'})}"
+            f"{hint}"
         )
     return cls(dims=dims, **merged)

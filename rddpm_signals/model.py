@@ -11,10 +11,11 @@ Scores and thresholds
     The detector scores each model sample (window, tile, clip) from its map (``score_maps``: by default a high
     quantile of the map, ``score_quantile``); a record's score is the largest of its samples' scores (for a record
     of one window, the detector's own score). At the end of ``fit`` the training samples are scored, and the
-    thresholds come from those values alone — no labels: ``"mad"`` (the default) puts the score threshold at median
-    + k · 1.4826 · MAD of the training scores and the map threshold at the same statistic of the training map
-    values; ``"quantile"`` puts both at the (1 − contamination) quantile of the training scores (a prior on the
-    share of defective samples). Both can be overridden when scoring. A record is *flagged* when its score is above
+    thresholds come from those values alone — no labels: ``"mad"`` (the default) puts the threshold at median
+    + k · 1.4826 · MAD of the training scores; ``"quantile"`` at their (1 − contamination) quantile (a prior on the
+    share of defective samples). The map threshold is the same value (``map_k`` sets it apart, at a MAD multiple of
+    the training map values), so a segment is where the map exceeds what normal records' scores stay under. Both
+    can be overridden when scoring. A record is *flagged* when its score is above
     the score threshold; its *segments* are the runs (1D) or connected regions (2D) of its map above the map
     threshold.
 
@@ -43,10 +44,11 @@ from .base import quantile_scores
 from .persistence import adapter_from_state, adapter_state, detector_from_bytes, detector_to_bytes
 from .segments import Segment, find_segments
 
-__all__ = ["AnomalyModel", "Thresholds", "RecordResult", "THRESHOLD_METHODS", "MODEL_FORMAT"]
+__all__ = ["AnomalyModel", "Thresholds", "RecordResult", "THRESHOLD_METHODS", "MODEL_FORMAT", "DEFAULT_K"]
 
 MODEL_FORMAT = "rddpm-signals-model/1"
 THRESHOLD_METHODS = ("mad", "quantile")
+DEFAULT_K = _thr.DEFAULT_K
 _N_QUANTILES = 1001  # training map values are kept as this many evenly spaced quantiles
 
 
@@ -62,8 +64,11 @@ class Thresholds:
     map_k: float | None = None
 
     def describe(self) -> str:
-        k_text = f"{self.k:g}" if self.map_k is None or self.map_k == self.k else f"{self.k:g} / {self.map_k:g}"
-        how = {"mad": f"median + {k_text}·MAD", "quantile": f"{1 - (self.contamination or 0):.3g} quantile"}
+        if self.map_k is None:
+            k_text = f"median + {self.k:g}·MAD of the training scores" if self.k is not None else ""
+        else:
+            k_text = f"median + {self.k:g}·MAD of the training scores / {self.map_k:g}·MAD of the map values"
+        how = {"mad": k_text, "quantile": f"{1 - (self.contamination or 0):.3g} quantile of the training scores"}
         return f"score > {self.score:.4g}, map > {self.map:.4g} ({how.get(self.method, self.method)})"
 
 
@@ -78,23 +83,29 @@ def _mad_threshold(values: np.ndarray, k: float) -> float:
 
 
 def choose_thresholds(
-    train_scores: np.ndarray,
-    train_map_values: np.ndarray,
+    scores: np.ndarray,
+    map_values: np.ndarray,
     method: str = "mad",
-    k: float = 3.0,
+    k: float = DEFAULT_K,
     contamination: float | None = None,
     map_k: float | None = None,
 ) -> Thresholds:
-    """Thresholds from the training scores ``(N,)`` and (a sample of) the training map values (any shape);
-    ``map_k`` (default: ``k``) is the MAD multiple of the map threshold alone."""
+    """Thresholds from calibration scores ``(N,)`` and (a sample of) their map values (any shape).
+
+    By default the map threshold is the score threshold itself: a record's score is a high quantile of its map, so
+    a segment is where the map exceeds the level that normal records' scores stay under. Pooled map values are no
+    guide to that level — most points of any record, defective or not, are near zero, so a MAD multiple of them
+    sits inside normal records' peaks (on forging at k = 3 it more than halved segment precision; docs/RESULTS.md
+    §9). ``map_k`` sets the map threshold apart instead, at median + ``map_k``·MAD of the map values."""
     if method == "mad":
-        mk = float(k if map_k is None else map_k)
-        score, map_value = _mad_threshold(train_scores, k), _mad_threshold(train_map_values, mk)
-        return Thresholds("mad", score, map_value, k=float(k), map_k=None if map_k is None else mk)
+        score = _mad_threshold(scores, k)
+        if map_k is None:
+            return Thresholds("mad", score, score, k=float(k))
+        return Thresholds("mad", score, _mad_threshold(map_values, map_k), k=float(k), map_k=float(map_k))
     if method == "quantile":
         if contamination is None:
             raise ValueError("the quantile threshold needs a contamination prior: pass --contamination (e.g. 0.05)")
-        value = _thr.contamination_threshold(train_scores, contamination)
+        value = _thr.contamination_threshold(scores, contamination)
         return Thresholds("quantile", value, value, contamination=float(contamination))
     raise ValueError(f"unknown threshold method {method!r}: use one of {THRESHOLD_METHODS}")
 
@@ -197,13 +208,19 @@ class AnomalyModel:
         ``"ddpm"``, ``"rpca"``, ``"rddpm:train_steps=500"``, …), built with ``dims`` taken from the adapter's tensor
         and ``detector_params`` on top.
     threshold: ``"mad"`` (median + k·MAD of training values) or ``"quantile"`` (contamination prior).
-    k: the MAD multiple; map_k: the map threshold's own multiple (default ``k``); contamination: the prior share
-        of defective samples for ``"quantile"``.
+    k: the MAD multiple; map_k: the map threshold's own MAD multiple of the training map values (default: none,
+        the map threshold is the score threshold); contamination: the prior share of defective samples for
+        ``"quantile"``.
     method: a label for the detector's configuration (kept in the model file and the results); defaults to
         ``detector`` when that is a method name.
 
-    Fitted attributes: ``adapter_``, ``detector_``, ``thresholds_`` (:class:`Thresholds`), ``train_scores_``
-    ``(N,)`` (one per training model sample), ``train_map_quantiles_`` ``(1001,)``, ``modality_``.
+    calibration: the share of the training items held out of the detector's fit; the thresholds come from their
+        scores (:mod:`rddpm_signals.calibration`; 0 = from the training samples themselves, in-sample).
+
+    Fitted attributes: ``adapter_``, ``detector_``, ``thresholds_`` (:class:`Thresholds`),
+    ``calibration_scores_`` ``(M,)`` (one per held-out model sample), ``calibration_map_quantiles_`` ``(1001,)``,
+    ``n_fit_samples_`` (model samples the detector was fitted on), ``in_sample_`` (True when nothing could be held
+    out), ``modality_``.
     """
 
     def __init__(
@@ -211,11 +228,12 @@ class AnomalyModel:
         adapter: Any,
         detector: Any = "rddpm",
         threshold: str = "mad",
-        k: float = 3.0,
+        k: float = DEFAULT_K,
         contamination: float | None = None,
         method: str = "",
         detector_params: dict | None = None,
         map_k: float | None = None,
+        calibration: float = 0.2,
     ):
         self.adapter = adapter
         self.detector = detector
@@ -225,6 +243,7 @@ class AnomalyModel:
         self.method = method
         self.detector_params = detector_params
         self.map_k = map_k
+        self.calibration = calibration
 
     # ------------------------------------------------------------------------------------------------- fitting
     def _new_detector(self, dims: int) -> Any:
@@ -238,21 +257,31 @@ class AnomalyModel:
         return detector
 
     def fit(self, items: Any) -> AnomalyModel:
-        """Fit a copy of the adapter and of the detector on ``items`` (unlabelled, possibly contaminated), then
-        choose the thresholds from the training scores. On any error the model is left as it was."""
+        """Fit a copy of the adapter on ``items`` (unlabelled, possibly contaminated) and a copy of the detector on
+        all but a ``calibration`` share of them, then choose the thresholds from the held-out items' scores
+        (:mod:`rddpm_signals.calibration`). On any error the model is left as it was."""
+        from .calibration import calibration_split
+
         if self.threshold not in THRESHOLD_METHODS:
             raise ValueError(f"unknown threshold method {self.threshold!r}: use one of {THRESHOLD_METHODS}")
         adapter = copy.deepcopy(self.adapter)
         items = _one_xarray(adapter, items)
-        X, _ = adapter.fit(items).to_tensor(items)
+        X, layout = adapter.fit(items).to_tensor(items)
+        offset = np.asarray(layout.offset).reshape(len(X), -1)[:, 0]
+        fit_idx, cal_idx = calibration_split(
+            np.asarray(layout.record), offset, int(np.ravel(layout.window)[0]), float(self.calibration)
+        )
         detector = self._new_detector(X.ndim - 2)
-        detector.fit(X)
-        maps = np.asarray(detector.anomaly_map(X), dtype=np.float64)
+        detector.fit(X[fit_idx] if len(fit_idx) < len(X) else X)
+        maps = np.asarray(detector.anomaly_map(X[cal_idx] if len(cal_idx) < len(X) else X), dtype=np.float64)
         scores = _score_maps(detector, maps)
         quantiles = np.quantile(maps, np.linspace(0.0, 1.0, _N_QUANTILES))
         thresholds = choose_thresholds(scores, quantiles, self.threshold, self.k, self.contamination, self.map_k)
         self.adapter_, self.detector_ = adapter, detector
-        self.train_scores_, self.train_map_quantiles_, self.thresholds_ = scores, quantiles, thresholds
+        self.calibration_scores_, self.calibration_map_quantiles_ = scores, quantiles
+        self.n_fit_samples_ = len(fit_idx)
+        self.in_sample_ = len(fit_idx) == len(cal_idx) == len(X)
+        self.thresholds_ = thresholds
         self.modality_ = _modality(adapter)
         return self
 
@@ -281,8 +310,8 @@ class AnomalyModel:
         out = self.thresholds_
         if any(v is not None for v in (method, k, contamination, map_k)):
             out = choose_thresholds(
-                self.train_scores_,
-                self.train_map_quantiles_,
+                self.calibration_scores_,
+                self.calibration_map_quantiles_,
                 method or self.thresholds_.method,
                 self.k if k is None else k,
                 self.contamination if contamination is None else contamination,
@@ -312,19 +341,25 @@ class AnomalyModel:
         return map_fn
 
     def _n_windows(self, record: Any) -> int | None:
-        """How many windows a waveform :class:`adapters.Record` cuts into (None when not a windowed waveform)."""
+        """How many model windows an :class:`adapters.Record` cuts into with a windowed waveform or spectrogram
+        adapter (None otherwise: the record is one sample)."""
         import adapters
         from adapters.base import window_starts
 
         adapter = self.adapter_
-        if not isinstance(adapter, adapters.WaveformAdapter) or adapter.window is None:
+        spectrogram = isinstance(adapter, adapters.SpectrogramAdapter)
+        window = adapter.window_frames if spectrogram else getattr(adapter, "window", None)
+        if not isinstance(adapter, adapters.AudioInput) or window is None or not hasattr(record, "data"):
             return None
+        hop = (adapter.hop_frames if spectrogram else adapter.hop) or window
         length = np.shape(record.data)[-1]
         if record.sample_rate is not None:
             length = int(round(length * adapter.sample_rate_ / float(record.sample_rate)))
-        if length < adapter.window:
+        if spectrogram:
+            length = 1 + length // adapter.hop_length  # STFT frames (centred)
+        if length < window:
             return 1
-        return len(window_starts(length, adapter.window, adapter.hop or adapter.window))
+        return len(window_starts(length, window, hop))
 
     def score_items(
         self,
@@ -357,10 +392,12 @@ class AnomalyModel:
             map_fn = self._window_map_fn(window_scores)
             n = self._n_windows(item)
             if n is not None and n > chunk_windows:
-                anomaly = stream_map(adapter, map_fn, item, chunk_windows=chunk_windows)
+                anomaly = stream_map(adapter, map_fn, item, chunk_windows=chunk_windows, dtype=np.float32)
             else:
                 X, layout = adapter.to_tensor(item if isinstance(item, xr.DataArray | xr.Dataset) else [item])
-                anomaly = adapter.to_signal(map_fn(X), layout)[0]
+                out = adapter.to_signal(map_fn(X), layout)
+                # one item: the xarray adapter gives its map itself, the others a list of one map
+                anomaly = out if isinstance(out, xr.DataArray) else out[0]
             anomaly = anomaly.astype(np.float32, copy=False)
             anomaly.name = "anomaly"
             score = float(np.max(np.concatenate(window_scores)))
@@ -389,8 +426,11 @@ class AnomalyModel:
                 "map_k": self.map_k,
             },
             "thresholds": vars(self.thresholds_).copy(),
-            "train_scores": torch.from_numpy(np.asarray(self.train_scores_, dtype=np.float64)),
-            "train_map_quantiles": torch.from_numpy(np.asarray(self.train_map_quantiles_, dtype=np.float64)),
+            "calibration": {"share": self.calibration, "n_fit": self.n_fit_samples_, "in_sample": self.in_sample_},
+            "calibration_scores": torch.from_numpy(np.asarray(self.calibration_scores_, dtype=np.float64)),
+            "calibration_map_quantiles": torch.from_numpy(
+                np.asarray(self.calibration_map_quantiles_, dtype=np.float64)
+            ),
             "modality": self.modality_,
             "version": _version(),
         }
@@ -431,8 +471,14 @@ class AnomalyModel:
         )
         model.adapter_, model.detector_ = adapter, detector
         model.thresholds_ = Thresholds(**state["thresholds"])
-        model.train_scores_ = state["train_scores"].numpy()
-        model.train_map_quantiles_ = state["train_map_quantiles"].numpy()
+        # files written before held-out calibration keep their in-sample training scores
+        legacy = "calibration_scores" not in state
+        prefix = "train" if legacy else "calibration"
+        model.calibration_scores_ = state[f"{prefix}_scores"].numpy()
+        model.calibration_map_quantiles_ = state[f"{prefix}_map_quantiles"].numpy()
+        calibration = state.get("calibration", {"share": 0.0, "n_fit": None, "in_sample": True})
+        model.calibration = calibration["share"]
+        model.n_fit_samples_, model.in_sample_ = calibration["n_fit"], calibration["in_sample"]
         model.modality_ = state["modality"]
         return model
 

@@ -3,8 +3,10 @@
 Each detector keeps its own file format (``RobustDiffusion``: a ``torch.save`` archive read with
 ``weights_only=True``; ``RPCA`` / ``SSD`` and the other baselines: an ``.npz`` read with ``allow_pickle=False``).
 :func:`load_detector` tells them apart and loads any of them; :func:`detector_to_bytes` /
-:func:`detector_from_bytes` carry a fitted detector inside another file (the CLI's model file). An adapter is saved
-as its class name, its constructor parameters and its fitted attributes — numbers, strings, tuples and arrays only.
+:func:`detector_from_bytes` carry a fitted detector inside another file (the CLI's model file). Every detector's file
+keeps its fitted ``dims_`` (files written before it was stored take it from the ``dims`` parameter). An adapter is
+saved as its class name, its constructor parameters and its fitted attributes — numbers, strings, tuples and arrays
+only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 
+# The tag a baseline's .npz carries where it differs from the class name.
+_CLASS_OF_TAG = {"IsolationForest": "IsolationForestDetector"}
+
+
 def detector_kind(source: str | os.PathLike | bytes) -> str:
     """The detector class name a saved detector file (or its bytes) holds; ValueError for anything else."""
     name = "the model bytes" if isinstance(source, bytes) else repr(str(source))
@@ -44,7 +50,8 @@ def detector_kind(source: str | os.PathLike | bytes) -> str:
         ) from None
     if "_kind.npy" in names:
         with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as data:
-            return str(data["_kind"])
+            tag = str(data["_kind"])
+        return _CLASS_OF_TAG.get(tag, tag)
     if any(n.endswith("/data.pkl") for n in names):
         return "RobustDiffusion"
     raise ValueError(f"{name} is not a saved detector: pass a file written by a detector's save()")

@@ -141,7 +141,8 @@ def _coord_encoding(ds: xr.Dataset) -> dict:
     enc = {}
     for name, var in ds.coords.items():
         if var.ndim == 1 and var.size > _COMPRESS_ABOVE and np.issubdtype(var.dtype, np.number):
-            enc[name] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunksizes": (1 << 20,)}
+            chunk = min(1 << 20, var.size)  # a chunk longer than the axis is refused by HDF5
+            enc[name] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunksizes": (chunk,)}
     return enc
 
 

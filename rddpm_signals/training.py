@@ -22,7 +22,30 @@ from .diffusion.noise import NoiseFn
 from .diffusion.schedule import NoiseSchedule
 from .losses import DiffusionLoss
 
-__all__ = ["TrainConfig", "TrainResult", "Reweighter", "train", "autocast"]
+__all__ = ["TrainConfig", "TrainResult", "Reweighter", "train", "autocast", "read_checkpoint"]
+
+_CHECKPOINT_KEYS = ("net", "ema", "opt", "generator", "step", "order", "cursor", "history", "loss", "weights")
+
+
+def read_checkpoint(path: Path, fingerprint: dict | None) -> dict:
+    """A training checkpoint at ``path`` (read ``weights_only``: nothing is unpickled) whose fingerprint equals
+    ``fingerprint``; otherwise a one-line ValueError naming what differs and how to start afresh."""
+    fresh = "pass resume=False to start afresh, or another checkpoint_path"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read means the same thing here
+        raise ValueError(f"{str(path)!r} is not a training checkpoint ({type(err).__name__}): {fresh}") from None
+    if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+        raise ValueError(f"{str(path)!r} is not a training checkpoint of this package: {fresh}")
+    saved = state.get("fingerprint")
+    if fingerprint is not None and saved != fingerprint:
+        if not saved:
+            raise ValueError(f"the checkpoint at {str(path)!r} has no fingerprint (an older version wrote it): {fresh}")
+        differ = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+        shown = ", ".join(f"{k} ({saved.get(k, '-')} → {fingerprint.get(k, '-')})" for k in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise ValueError(f"the checkpoint at {str(path)!r} is of another run: {shown}{more} differ; {fresh}")
+    return state
 
 
 @dataclass
@@ -38,6 +61,10 @@ class TrainConfig:
     warmup: int | None = None  # linear LR warm-up steps; None = min(100, steps // 10)
     checkpoint_path: str | None = None
     checkpoint_every: int = 500
+    # what makes this run this run (data, every setting that changes training); a checkpoint of another run is
+    # refused rather than resumed. ``resume=False``: ignore an existing checkpoint and start afresh.
+    fingerprint: dict | None = None
+    resume: bool = True
     verbose: bool = False
     description: str = "fit"
 
@@ -126,8 +153,8 @@ def train(
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
 
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if ckpt is not None and ckpt.exists() and config.resume:
+        state = read_checkpoint(ckpt, config.fingerprint)
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -150,11 +177,13 @@ def train(
                 "history": torch.tensor(history, dtype=torch.float64),
                 "loss": loss_fn.state_dict(),
                 "weights": torch.empty(0) if weights is None else weights,
+                "fingerprint": config.fingerprint or {},
             },
             ckpt,
         )
 
     batch = min(config.batch_size, n)
+    saved_step = start  # the step of the checkpoint on disk (0: none yet)
     bar = tqdm(range(start, config.steps), desc=config.description, disable=not config.verbose, leave=False)
     running = None
     for step in bar:
@@ -175,6 +204,13 @@ def train(
             pred = net(x_t, t)
         w = None if weights is None else weights[idx].to(device)
         out = loss_fn(pred.float(), noise, t, weight=w)
+        value = float(out.loss.detach())
+        if not math.isfinite(value):  # before the update: the weights, the EMA and the last checkpoint stay good
+            last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
+            raise FloatingPointError(
+                f"training loss became {value} at step {step} (not applied){last}: lower lr, or check the input "
+                "for NaN / huge values"
+            )
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if config.grad_clip:
@@ -183,9 +219,6 @@ def train(
         # EMA warm-up: early on, follow the weights closely so a short run is not averaged with its random init.
         ema_tracker.update(min(config.ema_decay, (1 + step) / (10 + step)))
 
-        value = float(out.loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {step}: lower lr or check the input scale")
         history.append(value)
         running = value if running is None else 0.98 * running + 0.02 * value
         bar.set_postfix(loss=f"{running:.4f}")
@@ -193,5 +226,6 @@ def train(
             on_step(step, value)
         if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
             save_checkpoint(step + 1)
+            saved_step = step + 1
     bar.close()
     return TrainResult(ema=ema.eval(), history=history, weights=weights)

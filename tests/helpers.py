@@ -14,3 +14,19 @@ TINY_1D = dict(
     random_state=0,
 )
 TINY_2D = {**TINY_1D, "dims": 2}
+
+# The CLI's options for a tiny diffusion model: seconds on one core.
+TINY_CLI = [
+    "--method",
+    "rddpm:timesteps=50,attention=false,clean_rounds=2",
+    "--channels",
+    "8",
+    "--train-steps",
+    "4",
+    "--batch-size",
+    "4",
+    "--t0",
+    "5",
+    "--device",
+    "cpu",
+]

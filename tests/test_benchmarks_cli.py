@@ -25,6 +25,7 @@ def _load(name: str):
 
 flagging = _load("flagging")
 streaming = _load("streaming")
+generalise = _load("generalise")
 
 
 def test_interval_metrics_hand_made():
@@ -144,3 +145,25 @@ def test_long_wav_is_written_block_by_block(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     clean = streaming.hum(0, 1000, 1000, rng)
     assert np.max(np.abs(x - clean)) < 0.5  # same deterministic hum; differs only by the noise
+
+
+def test_generalise_runs_a_baseline_and_scores_a_long_record_per_point(tmp_path):
+    """A baseline fit takes the base variant, and on a long record the base row is the harness cell's metrics
+    (windows stitched back and scored per point), not the window maps'."""
+    from rddpm_signals.harness.cells import Cell, run_cell
+
+    argv = ["--datasets", "long_record", "--contamination", "0.2", "--preset", "smoke", "--fits", "rpca"]
+    assert generalise.main([*argv, "--variants", "base", "--out", str(tmp_path / "fits")]) == 0
+    (path,) = (tmp_path / "fits").glob("*.json")
+    row = json.loads(path.read_text())["variants"]["base"]
+    cell = run_cell(Cell("long_record", "rpca", 0.2, 0, "smoke"), tmp_path / "cells")
+    assert row["pixel_auroc"] == round(cell["pixel_auroc"], 4)
+    assert row["pixel_auprc"] == round(cell["pixel_auprc"], 4)
+    assert row["sample_auroc"] == round(cell["sample_auroc"], 4)
+
+
+def test_generalise_refuses_scoring_variants_for_a_baseline_before_fitting(tmp_path):
+    argv = ["--datasets", "forging", "--contamination", "0", "--preset", "smoke", "--fits", "rpca"]
+    with pytest.raises(ValueError, match="only the 'base' variant"):
+        generalise.main([*argv, "--variants", "base;map_structure=bulk", "--out", str(tmp_path)])
+    assert not list(tmp_path.glob("*.json"))

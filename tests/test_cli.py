@@ -4,6 +4,8 @@ Every subcommand runs end to end on a small folder of forging strokes; every bad
 documented exit code, no traceback and no output file.
 """
 
+import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +15,9 @@ import pytest
 import soundfile as sf
 import xarray as xr
 
-# A tiny diffusion model: seconds on one core.
-TINY = [
-    "--method",
-    "rddpm:timesteps=50,attention=false,clean_rounds=2",
-    "--channels",
-    "8",
-    "--train-steps",
-    "4",
-    "--batch-size",
-    "4",
-    "--t0",
-    "5",
-    "--device",
-    "cpu",
-]
+from helpers import TINY_CLI
+
+TINY = TINY_CLI  # a tiny diffusion model: seconds on one core
 
 
 def cli(*args: str, cwd: Path | None = None, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
@@ -237,3 +227,59 @@ def test_spectrogram_adapter_end_to_end(tmp_path):
     rec = xr.open_dataset(result, group="records/r00000")
     assert rec["anomaly"].dims == ("frequency", "time") and rec["signal"].attrs["units"] == "dB"
     assert rec["frequency"].attrs["units"] == "Hz" and rec["time"].attrs["units"] == "s"
+
+
+NC_TIME = np.arange(64) / 100.0  # 100 Hz, in seconds
+
+
+@pytest.fixture(scope="module")
+def netcdf_run(tmp_path_factory) -> Path:
+    """Six netCDF files (a DataArray on ("channel", "time"), time in seconds) and a tiny model fitted on them
+    through the xarray adapter."""
+    root = tmp_path_factory.mktemp("netcdf")
+    rng = np.random.default_rng(0)
+    (root / "nc").mkdir()
+    for i in range(6):
+        values = np.sin(2 * np.pi * 3 * NC_TIME)[None] * [[1.0], [0.5]] + 0.05 * rng.normal(size=(2, 64))
+        da = xr.DataArray(
+            values.astype(np.float32),
+            dims=("channel", "time"),
+            coords={"channel": ["force", "stroke"], "time": ("time", NC_TIME, {"units": "s"})},
+            name="press",
+        )
+        da.to_netcdf(root / "nc" / f"run_{i}.nc")
+    proc = cli("fit", str(root / "nc"), "--adapter", "xarray", "--out", str(root / "m.model"), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_netcdf_folder_through_the_xarray_adapter(netcdf_run):
+    from rddpm_signals.results import CSV_COLUMNS, open_result
+
+    result, seg = netcdf_run / "r.nc", netcdf_run / "s.csv"
+    model, folder = str(netcdf_run / "m.model"), str(netcdf_run / "nc")
+    proc = cli("score", model, folder, "--out", str(result), "--segments", str(seg))
+    assert proc.returncode == 0, proc.stderr
+    assert "run_0.nc" in proc.stdout
+    res = open_result(result)
+    assert res.n_records == 6 and res.attrs["adapter"] == "XarrayAdapter"
+    assert sorted(Path(s).name for s in res.table["source"].values) == [f"run_{i}.nc" for i in range(6)]
+    header = seg.read_text().splitlines()[0]
+    assert header.startswith("file,record,start,end,unit,") and header == ",".join(CSV_COLUMNS)
+
+
+def test_netcdf_maps_and_segments_are_on_the_time_axis_in_seconds(netcdf_run):
+    from rddpm_signals.results import open_result
+
+    result, seg = netcdf_run / "all.nc", netcdf_run / "all.csv"
+    low = ["--score-threshold", "-1", "--map-threshold", "-1"]  # every record flagged, one segment spanning each
+    model, folder = str(netcdf_run / "m.model"), str(netcdf_run / "nc")
+    proc = cli("score", model, folder, "--out", str(result), "--segments", str(seg), *low)
+    assert proc.returncode == 0, proc.stderr
+    rec = open_result(result).record(0)
+    assert rec["anomaly"].dims == ("time",)
+    np.testing.assert_allclose(rec["time"].values, NC_TIME)
+    rows = list(csv.DictReader(io.StringIO(seg.read_text())))
+    assert sorted(Path(r["file"]).name for r in rows) == [f"run_{i}.nc" for i in range(6)]
+    # start of the first sample to the end of the last (64 samples at 100 Hz)
+    assert all(r["unit"] == "s" and float(r["start"]) == 0.0 and float(r["end"]) == pytest.approx(0.64) for r in rows)

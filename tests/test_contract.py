@@ -1,11 +1,16 @@
-"""One contract, every detector: RobustDiffusion (as RDDPM, DDPM and AnoDDPM), RPCA and SSD."""
+"""One contract, every detector: RobustDiffusion (as RDDPM, DDPM and AnoDDPM), RPCA, SSD, IsolationForest and the
+matrix profile."""
+
+import zipfile
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from helpers import TINY_1D, TINY_2D
-from rddpm_signals import RPCA, SSD, IsolationForestDetector, MatrixProfile, RobustDiffusion
+from rddpm_signals import RPCA, SSD, IsolationForestDetector, MatrixProfile, RobustDiffusion, load_detector
+from rddpm_signals.methods import available_methods, make_detector
 
 FACTORIES = {
     # the library default: LTS with self-cleaning
@@ -131,3 +136,80 @@ def test_higher_map_on_a_planted_defect(name):
     maps = det.anomaly_map(probe)
     # the matrix profile resolves a defect to within one subsequence length m
     assert np.all(np.abs(maps.argmax(axis=1) - 14) <= 2 + getattr(det, "m_", 0))
+
+
+def _strip_saved_dims(path) -> None:
+    """Rewrite a saved detector as a file written before ``dims_`` was stored."""
+    if zipfile.ZipFile(path).namelist()[0].endswith(".npy"):
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {k: saved[k] for k in saved.files if k != "dims"}
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+    else:
+        state = torch.load(path, weights_only=True)
+        del state["dims"]
+        torch.save(state, path)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_dims_is_inferred_from_the_array(name, dims, tmp_path):
+    """``dims=None`` (every detector's default): ``fit`` takes 1 from (N, C, L) and 2 from (N, C, H, W), as the
+    fitted ``dims_``; the maps equal an explicit-dims detector's, and save / load keeps both."""
+    assert type(FACTORIES[name](1))().dims is None
+    X = data(dims)
+    auto = FACTORIES[name](dims).set_params(dims=None)
+    if dims not in getattr(auto, "supported_dims", (1, 2)):
+        with pytest.raises(ValueError, match="1D signals"):
+            auto.fit(X)
+        assert not any(k.endswith("_") for k in vars(auto))
+        return
+    assert auto.fit(X) is auto
+    assert auto.dims is None and auto.dims_ == dims
+    explicit = FACTORIES[name](dims).fit(X)
+    assert explicit.dims == explicit.dims_ == dims
+    maps = auto.anomaly_map(X)
+    np.testing.assert_array_equal(maps, explicit.anomaly_map(X))
+    auto.save(tmp_path / "det.bin")
+    loaded = load_detector(tmp_path / "det.bin")
+    assert loaded.dims is None and loaded.dims_ == dims
+    np.testing.assert_array_equal(loaded.anomaly_map(X), maps)
+    with pytest.raises(ValueError, match="-D"):  # the fitted rank holds after fit
+        auto.anomaly_map(data(3 - dims))
+
+
+def test_dims_none_rejects_other_ranks_in_one_line(name):
+    det = FACTORIES[name](1).set_params(dims=None)
+    with pytest.raises(ValueError, match=r"shape \(4, 29\).*channel axis.*dims=1") as err:
+        det.fit(np.zeros((4, 29), dtype=np.float32))
+    assert "\n" not in str(err.value)
+    assert not any(k.endswith("_") for k in vars(det))  # a failed fit sets nothing
+    with pytest.raises(ValueError, match=r"dims.*3"):
+        FACTORIES[name](1).set_params(dims=3).fit(data(1))
+
+
+def test_explicit_dims_that_disagree_with_the_array_stay_an_error(name):
+    det = FACTORIES[name](1)
+    if 2 in getattr(det, "supported_dims", (1, 2)):
+        with pytest.raises(ValueError, match="4-D"):
+            FACTORIES[name](2).fit(data(1))
+    with pytest.raises(ValueError, match="3-D|1D signals"):
+        det.fit(data(2))
+
+
+def test_files_saved_before_dims_was_stored_still_load(name, tmp_path):
+    X = data(1)
+    det = FACTORIES[name](1).fit(X)
+    det.save(tmp_path / "det.bin")
+    _strip_saved_dims(tmp_path / "det.bin")
+    loaded = load_detector(tmp_path / "det.bin")
+    assert loaded.dims == loaded.dims_ == 1
+    np.testing.assert_array_equal(loaded.anomaly_map(X), det.anomaly_map(X))
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_make_detector_leaves_dims_to_the_array_unless_told(method):
+    assert make_detector(method).dims is None
+    assert make_detector(method, 1).dims == 1 and make_detector(method, dims=2).dims == 2
+    assert make_detector(f"{method}:dims=2").dims == 2
+    with pytest.raises(ValueError, match="dims=2 but dims=1"):
+        make_detector(f"{method}:dims=2", 1)

@@ -206,3 +206,20 @@ def test_texture_options_are_checked():
         load("gravel", downsample=3)
     with pytest.raises(ValueError, match="size"):
         load("rolling", size=16)
+
+
+def test_machine_cycles_train_and_test_are_one_machine():
+    """The machine's harmonic phase offsets (and, for a long record, its period) come from the seed, not from each
+    split's stream: drawn per split, the test samples were another machine than the training samples."""
+    from rddpm_signals.datasets._defects1d import MachineCycles
+
+    a = MachineCycles(np.random.default_rng(1), 3, 128, machine_seed=5, jitter=False)
+    b = MachineCycles(np.random.default_rng(2), 2, 256, machine_seed=5, jitter=False)
+    for pa, pb in zip(a.phs, b.phs, strict=True):
+        np.testing.assert_array_equal(pa[0], pb[0])
+    assert np.diff(a.phase[0]).mean() == pytest.approx(np.diff(b.phase[0]).mean(), rel=0.05)
+    ds = datasets.load("dev_signals", contamination=0.0, seed=0, n_train=64, n_test=32, test_anomaly_share=0.0)
+    train, test = ds.train_x.reshape(64, -1), ds.test_x.reshape(32, -1)
+    d_train = np.sort(np.linalg.norm(train[:, None] - train[None], axis=-1), axis=1)[:, 1]
+    d_test = np.linalg.norm(test[:, None] - train[None], axis=-1).min(axis=1)
+    assert np.median(d_test) < 1.2 * np.median(d_train)  # test samples sit among the training samples

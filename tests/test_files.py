@@ -183,6 +183,25 @@ def test_read_audio_and_corrupt_files(tmp_path):
         read_items([tmp_path / "bad.png"], "image")
 
 
+@pytest.mark.parametrize(
+    ("subtype", "dtype"),
+    [("PCM_16", np.float32), ("PCM_24", np.float32), ("FLOAT", np.float32), ("PCM_32", np.float64)],
+)
+def test_audio_is_read_as_float32_when_that_is_exact(tmp_path, subtype, dtype):
+    # float32 halves a long record's memory; subtypes float32 cannot hold exactly (32-bit PCM) stay float64
+    x = np.random.default_rng(5).uniform(-0.9, 0.9, size=(3000, 2))
+    sf.write(tmp_path / "a.wav", x, 4000, subtype=subtype)
+    rec = read_record(tmp_path / "a.wav")
+    assert rec.data.dtype == dtype and rec.data.shape == (2, 3000) and rec.sample_rate == 4000.0
+    as_float64, _ = sf.read(tmp_path / "a.wav", dtype="float64", always_2d=True)
+    np.testing.assert_array_equal(rec.data.astype(np.float64), as_float64.T)  # the same values as a float64 read
+    # adapters still compute in float64: the windows and the fitted statistics equal those of the float64 record
+    ad = adapters.WaveformAdapter(window=256).fit([rec])
+    ref = adapters.WaveformAdapter(window=256).fit([(as_float64.T, 4000.0)])
+    np.testing.assert_array_equal(ad.center_, ref.center_)
+    np.testing.assert_array_equal(ad.to_tensor([rec])[0], ref.to_tensor([(as_float64.T, 4000.0)])[0])
+
+
 # ------------------------------------------------------------------------------------------------------ read_items
 def test_read_items_per_adapter(tmp_path):
     from PIL import Image
@@ -206,7 +225,7 @@ def test_read_items_per_adapter(tmp_path):
     (item,) = read_items([tmp_path / "n.nc"], "xarray")
     assert isinstance(item, xr.DataArray) and item.dims == ("channel", "time")
 
-    with pytest.raises(ValueError, match="is a image file but the waveform adapter .* --adapter image"):
+    with pytest.raises(ValueError, match="is an image file but the waveform adapter .* --adapter image"):
         read_items([tmp_path / "i.png"], "waveform")
     with pytest.raises(ValueError, match="unknown reader options"):
         read_items([csv], "waveform", rate=3)
@@ -351,7 +370,27 @@ def test_forging_recordings_test_split_rate_and_refusals(tmp_path, capsys):
         main(["forging", str(tmp_path / "t"), "--split", "test", "--n", "3", "--seed", "1", "--sample-rate", "128"])
         == 0
     )
-    assert "wrote 3 forging strokes" in capsys.readouterr().out
+    assert "wrote 3 forging records" in capsys.readouterr().out
     assert main(["forging", str(tmp_path / "busy"), "--n", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("dataset", ["dev_signals", "val_signals"])
+def test_selection_sets_written_as_records_with_their_truth(tmp_path, dataset):
+    from rddpm_signals.examples import write_recordings
+    from rddpm_signals.segments import runs
+
+    paths = write_recordings(dataset, tmp_path / dataset, split="test", n=4, seed=2)
+    ds = datasets.load(dataset, seed=2, n_train=1, n_test=4)
+    assert [p.name for p in paths] == [f"record_{i:04d}.csv" for i in range(4)]
+    header = paths[0].read_text().splitlines()[0]
+    assert header == "time_s," + ",".join(ds.meta["channels"])
+    rec = read_record(paths[1])
+    assert rec.sample_rate == float(ds.meta["sample_rate"])
+    np.testing.assert_allclose(rec.data, ds.test_x[1], rtol=1e-6)
+    rows = (tmp_path / dataset / TRUTH_NAME).read_text().splitlines()[1:]
+    expected = [f"record_{i:04d}.csv,{float(a)!r},{float(b)!r}" for i, m in enumerate(ds.test_mask) for a, b in runs(m)]
+    assert rows == expected and rows
+    with pytest.raises(ValueError, match="unknown example dataset"):
+        write_recordings("rolling", tmp_path / "x")

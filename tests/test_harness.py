@@ -2,6 +2,7 @@
 
 import csv
 
+import numpy as np
 import pytest
 
 from rddpm_signals.harness import Cell, parse_method, run_cell
@@ -241,3 +242,15 @@ def test_plots_give_every_method_its_own_style_and_maps_one_scale(tmp_path, monk
     maps = [ax for ax in figures[-1].axes if ax.get_title().startswith("anomaly map")]
     assert len({ax.get_ylim() for ax in maps}) == 1  # one y-range for every method's map
     assert figures[-1].axes[-1].get_xlabel() == "sample index"
+
+
+def test_only_long_records_are_graded_per_point():
+    """Machine sound carries a test layout (its clips' windows) but no point mask: it is graded on its maps."""
+    from types import SimpleNamespace
+
+    from rddpm_signals.harness.cells import _graded
+
+    maps = np.random.default_rng(0).random((3, 4, 8))
+    data = SimpleNamespace(meta={"test_layout": object()}, test_mask=maps > 0.5)
+    graded_maps, graded_mask = _graded(data, maps)
+    assert graded_maps is maps and graded_mask is data.test_mask

@@ -46,7 +46,7 @@ def test_model_round_trip_gives_identical_results(tmp_path, method):
     model.save(tmp_path / "m.model")
     loaded = AnomalyModel.load(tmp_path / "m.model")
     assert loaded.thresholds_ == model.thresholds_ and loaded.method_label == method
-    np.testing.assert_array_equal(loaded.train_scores_, model.train_scores_)
+    np.testing.assert_array_equal(loaded.calibration_scores_, model.calibration_scores_)
     test = records(2, seed=1)
     a, b = list(model.score_items(test)), list(loaded.score_items(test))
     for x, y in zip(a, b, strict=True):
@@ -118,9 +118,9 @@ def test_load_detector_reads_every_detector(tmp_path):
 
 def test_record_and_map_multiples_apart(tmp_path):
     model = AnomalyModel(adapters.WaveformAdapter(window=64), "rpca", k=2.0, map_k=5.0).fit(records())
-    assert model.thresholds_.map_k == 5.0 and "2 / 5·MAD" in model.thresholds_.describe()
-    same = choose_thresholds(model.train_scores_, model.train_map_quantiles_, "mad", k=2.0)
-    assert model.thresholds_.score == same.score and model.thresholds_.map > same.map
+    assert model.thresholds_.map_k == 5.0 and "5·MAD of the map values" in model.thresholds_.describe()
+    tied = choose_thresholds(model.calibration_scores_, model.calibration_map_quantiles_, "mad", k=2.0)
+    assert model.thresholds_.score == tied.score and model.thresholds_.map != tied.map
     model.save(tmp_path / "m.model")
     loaded = AnomalyModel.load(tmp_path / "m.model")
     assert loaded.thresholds_ == model.thresholds_ and loaded.map_k == 5.0
@@ -128,3 +128,41 @@ def test_record_and_map_multiples_apart(tmp_path):
     assert loaded.thresholds_for(k=1.0).map == model.thresholds_.map
     moved = loaded.thresholds_for(map_k=8.0)
     assert moved.score == model.thresholds_.score and moved.map > model.thresholds_.map
+
+
+def test_map_threshold_is_the_score_threshold_by_default():
+    """Without map_k one value gates records and segments: a record's score is a high quantile of its map, so the
+    map threshold is the level normal records' scores stay under (pooled map values would put it inside their
+    peaks)."""
+    rng = np.random.default_rng(0)
+    scores = rng.gamma(4.0, 0.03, size=200)
+    map_values = np.concatenate([np.zeros(900), rng.gamma(2.0, 0.01, size=100)])
+    for thr in (
+        choose_thresholds(scores, map_values, "mad", k=2.0),
+        choose_thresholds(scores, map_values, "quantile", contamination=0.1),
+    ):
+        assert thr.map == thr.score and thr.map_k is None
+    mad = choose_thresholds(scores, map_values, "mad", k=2.0)
+    med = np.median(scores)
+    assert mad.score == pytest.approx(med + 2.0 * 1.4826 * np.median(np.abs(scores - med)))
+    assert "median + 2·MAD of the training scores" in mad.describe()
+    apart = choose_thresholds(scores, map_values, "mad", k=2.0, map_k=2.0)
+    assert apart.score == mad.score and apart.map < mad.map  # pooled map values: far lower
+
+
+def test_long_spectrogram_record_is_streamed_to_the_whole_record_map():
+    """A windowed spectrogram record longer than ``chunk_windows`` windows is scored chunk by chunk (the frames of
+    one chunk at a time) and gives the map and score of the whole-record path."""
+    rng = np.random.default_rng(0)
+    adapter = adapters.SpectrogramAdapter(
+        sample_rate=4000.0, n_fft=128, hop_length=64, n_mels=16, window_frames=16, hop_frames=8
+    )
+    train = [adapters.Record(rng.normal(size=(1, 4000)).astype(np.float32), 4000.0) for _ in range(6)]
+    model = AnomalyModel(adapter, "rpca").fit(train)
+    long = adapters.Record(rng.normal(size=(1, 20000)).astype(np.float32), 4000.0, source="long")
+    assert model._n_windows(long) > 4
+    streamed = next(model.score_items([long], chunk_windows=2, keep_signal=False))
+    whole = next(model.score_items([long], chunk_windows=10_000, keep_signal=False))
+    assert streamed.anomaly.dims == whole.anomaly.dims == ("frequency", "time")
+    np.testing.assert_allclose(streamed.anomaly.values, whole.anomaly.values, rtol=1e-5, atol=1e-6)
+    assert streamed.score == pytest.approx(whole.score, rel=1e-6)

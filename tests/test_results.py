@@ -264,6 +264,31 @@ def test_records_are_read_lazily_one_group_at_a_time(tmp_path):
         res.record(2)
 
 
+def test_streamed_record_with_a_lazy_time_axis_round_trips_in_seconds(tmp_path):
+    from xarray.indexes import RangeIndex
+
+    from rddpm_signals.streaming import sample_time_coords
+
+    # 100 000 points: above the size from which the time axis is compressed and below one compression chunk (1 M)
+    n, rate = 100_000, 8000.0
+    rng = np.random.default_rng(4)
+    amap = xr.DataArray(
+        np.abs(rng.normal(size=n)).astype(np.float32), dims=("time",), coords=sample_time_coords(n, rate)
+    )
+    signal = amap.expand_dims(channel=1).copy(deep=False, data=rng.normal(size=(1, n)).astype(np.float32))
+    ds = xr.Dataset({"anomaly": amap, "signal": signal})
+    assert isinstance(ds.xindexes["time"], RangeIndex)  # one lazy axis shared by map and signal
+    table, records = build_result([ds], "waveform", map_threshold=3.5)
+    path = tmp_path / "r.nc"
+    write_result(path, table, records)
+    back = open_result(path).record(0)
+    assert back["time"].attrs["units"] == "s" and back["time"].dtype == np.float64
+    np.testing.assert_array_equal(back["time"].values, np.arange(n) / rate)
+    np.testing.assert_array_equal(back["anomaly"].values, amap.values)
+    np.testing.assert_array_equal(back["signal"].values, signal.values)
+    assert back["anomaly"].dtype == back["signal"].dtype == np.float32
+
+
 # --------------------------------------------------------------------------------------------------------------
 # CSV and summary
 

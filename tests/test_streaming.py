@@ -118,3 +118,57 @@ def test_chunks_and_coverage():
         brute[s : s + 8] += 1
     np.testing.assert_array_equal(coverage(starts, 8, 0, 50), brute)
     np.testing.assert_array_equal(coverage(starts, 8, 13, 29), brute[13:29])
+
+
+def test_streamed_time_axis_is_lazy_and_in_seconds(record):
+    from xarray.indexes import RangeIndex
+
+    adapter = adapters.WaveformAdapter(sample_rate=100, window=64, hop=32).fit([(record, 100)])
+    expected = _whole(adapter, MovingAbs(), (record, 100))
+    got = stream_map(adapter, MovingAbs(), (record, 100), chunk_windows=5, dtype=np.float32)
+    # the map in float32 is the whole-record map cast once (overlaps are still averaged in float64)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.values, expected.values.astype(np.float32))
+    # time in seconds, the same values as to_signal's stored axis, from an index that stores none of them
+    assert isinstance(got.xindexes["time"], RangeIndex) and got.time.attrs == {"units": "s"}
+    assert got.time.dtype == np.float64 and got.time.shape == (3001,)
+    np.testing.assert_array_equal(got.time.values, np.arange(3001) / 100.0)
+    assert float(got.time[-1]) == 30.0 and float(got.time[1]) == 0.01
+    part = got.isel(time=slice(1000, 2000, 3))
+    np.testing.assert_array_equal(part.time.values, expected.time.values[1000:2000:3])
+    np.testing.assert_array_equal(part.values, got.values[1000:2000:3])
+    assert float(got.sel(time=12.344, method="nearest").time) == 12.34
+
+
+def test_float32_record_streams_without_a_float64_copy(record):
+    x32 = record.astype(np.float32)
+    adapter = adapters.WaveformAdapter(sample_rate=100, window=64, hop=17).fit([(x32, 100)])
+    expected = _whole(adapter, MovingAbs(), (x32, 100))  # the whole-record path computes in float64
+    got = stream_map(adapter, MovingAbs(), adapters.Record(x32, 100), chunk_windows=3)
+    np.testing.assert_array_equal(got.values, expected.values)
+    # resampled: the float32 record is resampled in float64, as its float64 copy is
+    adapter = adapters.WaveformAdapter(sample_rate=100, window=64, hop=32, resample=True).fit([(x32, 100)])
+    item = (x32[:, :2000], 150)
+    expected = _whole(adapter, MovingAbs(), (x32[:, :2000].astype(np.float64), 150))
+    got = stream_map(adapter, MovingAbs(), item, chunk_windows=4, dtype=np.float32)
+    assert got.dtype == np.float32 and got.shape == (2000,)
+    np.testing.assert_allclose(got.values, expected.values, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got.time.values, np.arange(2000) / 150.0)
+
+
+def test_stream_memory_is_the_map_not_float64_copies():
+    import tracemalloc
+
+    n = 1 << 20
+    x = np.random.default_rng(1).normal(size=(1, n)).astype(np.float32)
+    adapter = adapters.WaveformAdapter(sample_rate=1000, window=1024, hop=512).fit([(x[:, :8192], 1000)])
+    tracemalloc.start()
+    try:
+        got = stream_map(adapter, MovingAbs(), adapters.Record(x, 1000), chunk_windows=8, dtype=np.float32)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.shape == (n,) and got.dtype == np.float32
+    # the float32 map (4 B per point) and one chunk's float64 work; no record-length float64 array (8 B per point:
+    # a copy of the record, running sums over the whole record, a stored time axis)
+    assert peak < 4 * n + (1 << 21), peak

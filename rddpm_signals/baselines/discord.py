@@ -20,9 +20,9 @@ import os
 import numpy as np
 
 from .._validation import check_fitted
-from ..base import BaseDetector
+from ..base import BaseDetector, infer_dims
 from ..detector import channel_center_scale
-from .rpca import load_arrays, save_arrays
+from .rpca import load_arrays, save_arrays, saved_dims
 
 __all__ = ["MatrixProfile", "spread_to_points"]
 
@@ -106,7 +106,8 @@ class MatrixProfile(BaseDetector):
 
     Parameters
     ----------
-    dims: must be 1 (the matrix profile is a time-series method).
+    dims: 1 or ``None`` (the default: taken from the array ``fit`` gets, which must then be 3-D ``(N, C, L)``); the
+        matrix profile is a time-series method.
     m: subsequence length (``None``: ``L // 16`` clipped to [4, 64], and to ``L`` for short samples).
     join: ``"ab"`` — distance to the nearest subsequence of the training reference; ``"self"`` — to the nearest
         non-trivial match inside the same sample (``fit`` then only learns the channel layout and scale).
@@ -119,15 +120,15 @@ class MatrixProfile(BaseDetector):
     score_quantile: ``anomaly_score`` is this quantile of each map.
     random_state: seed of the reference subsampling.
 
-    Fitted attributes: ``center_`` / ``scale_`` ``(C,)``, ``reference_`` ``(C, R)`` float64 (samples separated by
-    NaN), ``m_``, ``n_channels_``, ``length_``.
+    Fitted attributes: ``dims_`` (always 1), ``center_`` / ``scale_`` ``(C,)``, ``reference_`` ``(C, R)`` float64
+    (samples separated by NaN), ``m_``, ``n_channels_``, ``length_``.
     """
 
     supported_dims = (1,)
 
     def __init__(
         self,
-        dims: int = 1,
+        dims: int | None = None,
         m: int | None = None,
         join: str = "ab",
         normalize: bool = True,
@@ -147,9 +148,15 @@ class MatrixProfile(BaseDetector):
         self.score_quantile = score_quantile
         self.random_state = random_state
 
-    def _check_params(self, length: int) -> int:
-        if self.dims != 1:
+    def _check_1d(self, X: object) -> None:
+        """Refuse anything but 1D signals: ``dims`` other than 1 / ``None``, or (``dims=None``) a 4-D array."""
+        if self.dims not in (None, 1):
             raise ValueError(f"the matrix profile is for 1D signals: use dims=1, got dims={self.dims!r}")
+        if self.dims is None and infer_dims(X) != 1:
+            shape = tuple(np.shape(X))
+            raise ValueError(f"the matrix profile is for 1D signals (N, C, L): got images of shape {shape}")
+
+    def _check_params(self, length: int) -> int:
         if self.join not in JOINS:
             raise ValueError(f"unknown join {self.join!r}: use one of {JOINS}")
         if self.spread not in SPREADS:
@@ -171,9 +178,8 @@ class MatrixProfile(BaseDetector):
 
     def fit(self, X: object, y: object = None) -> MatrixProfile:
         """Keep (a random subset of) the training samples ``X`` ``(N, C, L)`` as the reference. Returns ``self``."""
-        if self.dims != 1:
-            raise ValueError(f"the matrix profile is for 1D signals: use dims=1, got dims={self.dims!r}")
-        X = self._check_X(X, fitted=False)
+        self._check_1d(X)
+        X, dims = self._check_fit_X(X)
         n, channels, length = X.shape
         m = self._check_params(length)
         if self.engine == "stumpy":
@@ -189,11 +195,12 @@ class MatrixProfile(BaseDetector):
         gaps = np.full((len(keep), channels, 1), np.nan)
         self.reference_ = np.concatenate([Z, gaps], axis=2).transpose(1, 0, 2).reshape(channels, -1)[:, :-1]
         self.m_, self.n_channels_, self.length_ = m, channels, length
+        self.dims_ = dims
         return self
 
     def anomaly_map(self, X: object) -> np.ndarray:
         """Per point, the nearest-neighbour distance of the worst subsequence covering it: ``(N, L)`` float64."""
-        X = self._check_X(X, fitted=True)
+        X = self._check_X(X)
         if X.shape[2] < (2 * self.m_ if self.join == "self" else self.m_):
             raise ValueError(f"samples of {X.shape[2]} points are too short for m={self.m_}: pass longer samples")
         Z = self._scaled(X)
@@ -220,12 +227,13 @@ class MatrixProfile(BaseDetector):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters and the reference to ``path`` (``.npz``, atomically; nothing pickled)."""
-        check_fitted(self, "reference_")
+        check_fitted(self, "dims_")
         arrays = {
             "center": self.center_,
             "scale": self.scale_,
             "reference": self.reference_,
             "shape": np.array([self.m_, self.n_channels_, self.length_], dtype=np.int64),
+            "dims": np.array(self.dims_, dtype=np.int64),
         }
         save_arrays(path, self.get_params(), arrays, kind="MatrixProfile")
 
@@ -234,6 +242,7 @@ class MatrixProfile(BaseDetector):
         """Load a detector written by :meth:`save`."""
         params, arrays = load_arrays(path, kind="MatrixProfile", keys=("center", "scale", "reference", "shape"))
         det = cls(**params)
+        det.dims_ = saved_dims(path, params, arrays)
         det.center_, det.scale_, det.reference_ = arrays["center"], arrays["scale"], arrays["reference"]
         det.m_, det.n_channels_, det.length_ = (int(v) for v in arrays["shape"])
         return det

@@ -28,7 +28,16 @@ from .._validation import check_fitted
 from ..base import BaseDetector
 from ..detector import channel_center_scale
 
-__all__ = ["RPCA", "PCPResult", "pcp", "randomized_svd", "robust_project", "save_arrays", "load_arrays"]
+__all__ = [
+    "RPCA",
+    "PCPResult",
+    "pcp",
+    "randomized_svd",
+    "robust_project",
+    "save_arrays",
+    "load_arrays",
+    "saved_dims",
+]
 
 SVD_MODES = ("auto", "full", "randomized")
 FORMAT_VERSION = 1
@@ -236,7 +245,8 @@ def save_arrays(path: str | os.PathLike, params: dict, arrays: dict[str, np.ndar
 
 def load_arrays(path: str | os.PathLike, kind: str, keys: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]]:
     """Read what :func:`save_arrays` wrote (``np.load(allow_pickle=False)``): the parameters and the arrays
-    ``keys``. Raises ``ValueError`` for a missing file or a file of another kind or format."""
+    ``keys``, plus ``"dims"`` (the fitted ``dims_``) where the file has it. Raises ``ValueError`` for a missing
+    file or a file of another kind or format."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no saved detector at {str(path)!r}: check the path")
@@ -244,7 +254,7 @@ def load_arrays(path: str | os.PathLike, kind: str, keys: tuple[str, ...]) -> tu
         with np.load(path, allow_pickle=False) as data:
             found_kind, version = str(data["_kind"]), int(data["_format_version"])
             params = json.loads(str(data["_params"]))
-            arrays = {key: data[key] for key in keys}
+            arrays = {key: data[key] for key in (*keys, *(("dims",) if "dims" in data.files else ()))}
     except Exception as err:  # noqa: BLE001 - any read failure means the same thing to the user
         raise ValueError(f"{str(path)!r} is not a saved {kind} detector ({type(err).__name__}): re-save it") from None
     if found_kind != kind or version != FORMAT_VERSION:
@@ -255,6 +265,15 @@ def load_arrays(path: str | os.PathLike, kind: str, keys: tuple[str, ...]) -> tu
     return params, arrays
 
 
+def saved_dims(path: str | os.PathLike, params: dict, arrays: dict[str, np.ndarray]) -> int:
+    """The fitted ``dims_`` that :func:`load_arrays` read; files written before ``dims_`` existed have it as the
+    ``dims`` parameter (then always 1 or 2)."""
+    dims = int(arrays["dims"]) if "dims" in arrays else params.get("dims")
+    if dims not in (1, 2):
+        raise ValueError(f"{str(path)!r} does not say whether it holds a 1D or 2D model: re-save it")
+    return int(dims)
+
+
 # ----------------------------------------------------------------------------------------------- the detector
 class RPCA(BaseDetector):
     """Robust-PCA detector: the training samples, flattened, are the rows of a matrix that principal component
@@ -262,7 +281,8 @@ class RPCA(BaseDetector):
 
     Parameters
     ----------
-    dims: 1 (``X`` ``(N, C, L)``) or 2 (``X`` ``(N, C, H, W)``).
+    dims: 1 (``X`` ``(N, C, L)``), 2 (``X`` ``(N, C, H, W)``) or ``None`` (the default: from the rank of the array
+        ``fit`` gets; the resolved value is the fitted attribute ``dims_``).
     lam: PCP sparsity weight ``λ`` (``None``: ``1/√max(N, C·grid)``).
     mu, rho, tol, max_iter: inexact-ALM penalty start (``None``: ``1.25/‖M‖₂``), growth factor, stopping level
         ``‖M − L − S‖_F / ‖M‖_F`` and iteration cap.
@@ -284,14 +304,14 @@ class RPCA(BaseDetector):
     cannot bend the normal subspace. The ℓ1 fit is PCP's own model for one row, so a row generated like the
     training rows gets its corruption back exactly. ``fit_anomaly_map(X)`` projects the training rows the same way.
 
-    Fitted attributes: ``center_`` / ``scale_`` ``(C,)``, ``components_`` ``(rank_, C·grid)`` (orthonormal row
-    space of ``L``), ``singular_values_``, ``rank_``, ``lam_``, ``n_iter_``, ``converged_``, ``residual_``,
-    ``grid_shape_``, ``n_channels_``.
+    Fitted attributes: ``dims_``, ``center_`` / ``scale_`` ``(C,)``, ``components_`` ``(rank_, C·grid)``
+    (orthonormal row space of ``L``), ``singular_values_``, ``rank_``, ``lam_``, ``n_iter_``, ``converged_``,
+    ``residual_``, ``grid_shape_``, ``n_channels_``.
     """
 
     def __init__(
         self,
-        dims: int = 1,
+        dims: int | None = None,
         lam: float | None = None,
         mu: float | None = None,
         rho: float = 1.5,
@@ -316,7 +336,8 @@ class RPCA(BaseDetector):
         self.random_state = random_state
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
-        shape = (1, -1) + (1,) * self.dims
+        """Samples ``X`` ``(N, C, …grid)`` robustly scaled per channel and flattened → ``(N, C·grid)`` float64."""
+        shape = (1, -1) + (1,) * (X.ndim - 2)
         Z = (X.astype(np.float64) - self.center_.reshape(shape)) / self.scale_.reshape(shape)
         return Z.reshape(X.shape[0], -1)
 
@@ -332,7 +353,7 @@ class RPCA(BaseDetector):
         Returns ``self``."""
         if self.svd not in SVD_MODES:
             raise ValueError(f"unknown svd {self.svd!r}: use one of {SVD_MODES}")
-        X = self._check_X(X, fitted=False)
+        X, dims = self._check_fit_X(X)
         center, scale = channel_center_scale(X)
         self.center_, self.scale_ = center.astype(np.float64), scale.astype(np.float64)
         self.n_channels_ = int(X.shape[1])
@@ -361,10 +382,11 @@ class RPCA(BaseDetector):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.residual_ = result.residual
+        self.dims_ = dims
         return self
 
     def _sparse_rows(self, X: object) -> tuple[np.ndarray, np.ndarray]:
-        X = self._check_X(X, fitted=True)
+        X = self._check_X(X)
         self._check_grid(X)
         S, _ = robust_project(self._rows(X), self.components_, max_iter=self.project_max_iter, tol=self.project_tol)
         return X, S
@@ -372,7 +394,7 @@ class RPCA(BaseDetector):
     def decompose(self, X: object) -> tuple[np.ndarray, np.ndarray]:
         """The low-rank ("normal") and sparse parts of ``X``, both shaped like ``X`` (float64, units of ``X``)."""
         X, S = self._sparse_rows(X)
-        shape = (1, -1) + (1,) * self.dims
+        shape = (1, -1) + (1,) * (X.ndim - 2)
         sparse = S.reshape(X.shape) * self.scale_.reshape(shape)
         return X.astype(np.float64) - sparse, sparse
 
@@ -383,7 +405,7 @@ class RPCA(BaseDetector):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters and the fitted model to ``path`` (``.npz``, atomically)."""
-        check_fitted(self, "components_")
+        check_fitted(self, "dims_")
         save_arrays(
             path,
             self.get_params(),
@@ -394,6 +416,7 @@ class RPCA(BaseDetector):
                 "singular_values": self.singular_values_,
                 "grid_shape": np.array(self.grid_shape_, dtype=np.int64),
                 "fit_info": np.array([self.lam_, self.n_iter_, float(self.converged_), self.residual_]),
+                "dims": np.array(self.dims_, dtype=np.int64),
             },
             kind="RPCA",
         )
@@ -404,6 +427,7 @@ class RPCA(BaseDetector):
         keys = ("center", "scale", "components", "singular_values", "grid_shape", "fit_info")
         params, arrays = load_arrays(path, kind="RPCA", keys=keys)
         det = cls(**params)
+        det.dims_ = saved_dims(path, params, arrays)
         det.center_, det.scale_ = arrays["center"], arrays["scale"]
         det.components_, det.singular_values_ = arrays["components"], arrays["singular_values"]
         det.grid_shape_ = tuple(int(g) for g in arrays["grid_shape"])

@@ -58,6 +58,11 @@ class MachineCycles:
 
     ``phase`` ``(n, L)`` is the shaft phase in cycles; :meth:`render` draws any phase track with one sample's
     harmonic settings, so a frequency change is the same machine at another speed over a segment.
+
+    ``machine_seed`` fixes what makes the machine itself — the harmonics' phase offsets and, with ``jitter=False``,
+    its cycle period — so the train and test splits are the same machine (drawn from each split's own stream they
+    were two machines, and every test sample was off the training distribution). ``jitter=False`` (one long record of
+    one machine): nominal amplitudes and gain, no per-sample phase jitter.
     """
 
     #: per channel, (harmonic orders, amplitudes): a motor current and a vibration pick-up
@@ -70,21 +75,22 @@ class MachineCycles:
         length: int,
         channels: int = 2,
         period: tuple[float, float] = (36.0, 52.0),
+        machine_seed: int | None = None,
+        jitter: bool = True,
     ):
         if channels not in (1, 2):
             raise ValueError(f"machine cycles have 1 or 2 channels, got {channels}")
         self.channels = channels
-        period_n = rng.uniform(*period, size=(n, 1))
+        machine = rng if machine_seed is None else np.random.default_rng(machine_seed)
+        harmonics = self.HARMONICS[:channels]
+        offsets = [machine.uniform(0, 2 * np.pi, size=(1, len(o))) for o, _ in harmonics]
+        period_n = rng.uniform(*period, size=(n, 1)) if jitter else np.full((n, 1), machine.uniform(*period))
         speed = 1.0 + 0.03 * smooth_noise(rng, (n, length), sigma=length / 8 if length < 4096 else 400.0)
         self.phase = rng.uniform(0, 1, size=(n, 1)) + np.cumsum(speed / period_n, axis=1)
-        self.amps = [
-            np.asarray(a)[None] * rng.normal(1.0, 0.08, size=(n, len(a))) for _, a in self.HARMONICS[:channels]
-        ]
-        self.phs = [
-            rng.uniform(0, 2 * np.pi, size=(1, len(o))) + rng.normal(0, 0.15, size=(n, len(o)))
-            for o, _ in self.HARMONICS[:channels]
-        ]
-        self.gain = rng.normal(1.0, 0.05, size=(n, channels))
+        spread = (0.08, 0.15, 0.05) if jitter else (0.0, 0.0, 0.0)
+        self.amps = [np.asarray(a)[None] * rng.normal(1.0, spread[0], size=(n, len(a))) for _, a in harmonics]
+        self.phs = [off + rng.normal(0, spread[1], size=(n, len(off[0]))) for off in offsets]
+        self.gain = rng.normal(1.0, spread[2], size=(n, channels))
 
     def render(self, i: int, phase: np.ndarray) -> np.ndarray:
         """Sample ``i``'s machine along ``phase`` ``(L,)`` (cycles) → ``(C, L)``."""

@@ -35,8 +35,14 @@ _STREAMS = {"dev": 101, "val": 111}
 _GAP = 16  # points kept free between two anomalies
 
 
-def _record(family: str, rng: np.random.Generator, length: int):
-    base = MachineCycles(rng, 1, length, channels=1) if family == "dev" else PulseTrain(rng, 1, length)
+def _record(family: str, rng: np.random.Generator, length: int, seed: int):
+    """One record of the family's process; the training and the test record are the same machine (its period and
+    harmonics come from ``seed``, not from the record's own stream)."""
+    if family == "dev":
+        machine_seed = int(np.random.default_rng([seed, _STREAMS[family], 9]).integers(2**62))
+        base = MachineCycles(rng, 1, length, channels=1, machine_seed=machine_seed, jitter=False)
+    else:
+        base = PulseTrain(rng, 1, length)
     return base, base.clean()[0, 0]
 
 
@@ -150,7 +156,7 @@ def make_long_record(
     for stream, length, share in ((0, train_length, contamination), (1, test_length, test_anomaly_share)):
         # The test record has its own stream, so it is the same at every contamination level.
         rng = np.random.default_rng([seed, _STREAMS[family] + stream])
-        base, clean = _record(family, rng, length)
+        base, clean = _record(family, rng, length, seed)
         change, mask, placed = _contaminate(rng, base, clean, share, window, hop, defects)
         records.append((clean + change + rng.normal(0.0, NOISE, size=length))[None].astype(np.float32))
         masks.append(mask)

@@ -39,8 +39,14 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 _STREAMS = {"dev": 61, "val": 71}
 
 
-def _base(family: str, rng: np.random.Generator, n: int, length: int):
-    return MachineCycles(rng, n, length) if family == "dev" else PulseTrain(rng, n, length)
+def _base(family: str, rng: np.random.Generator, n: int, length: int, seed: int):
+    if family == "dev":  # one machine for both splits: its settings come from the seed, not the split's stream
+        return MachineCycles(rng, n, length, machine_seed=_machine_seed(seed, family))
+    return PulseTrain(rng, n, length)
+
+
+def _machine_seed(seed: int, family: str) -> int:
+    return int(np.random.default_rng([seed, _STREAMS[family], 9]).integers(2**62))
 
 
 def _paint(
@@ -69,9 +75,9 @@ def _paint(
 
 
 def _make_split(
-    family: str, rng: np.random.Generator, n: int, n_defective: int, length: int, kinds: tuple[str, ...]
+    family: str, rng: np.random.Generator, n: int, n_defective: int, length: int, kinds: tuple[str, ...], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    base = _base(family, rng, n, length)
+    base = _base(family, rng, n, length, seed)
     clean = base.clean()
 
     def paint(rng_: np.random.Generator, i: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +110,7 @@ def make_signals(
     base_name, channels, kinds = FAMILIES[family]
     defects = check_defects(defects, kinds, f"{family}_signals")
     train, test = (
-        _make_split(family, rng, n, n_defective, length, defects)
+        _make_split(family, rng, n, n_defective, length, defects, seed)
         for rng, n, n_defective in split_streams(
             seed, _STREAMS[family], n_train, contamination, n_test, test_anomaly_share
         )
