@@ -344,7 +344,7 @@ def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
         "--threshold",
         choices=("mad", "quantile"),
         default="mad" if at_fit else None,
-        help="mad: median + k·MAD of the training scores (default); quantile: their (1 − contamination) quantile; "
+        help="mad: median + k·MAD of the calibration scores (default); quantile: their (1 − contamination) quantile; "
         "the map threshold is the same value unless --map-k is given" + ("" if at_fit else " (default: the model's)"),
     )
     g.add_argument(
@@ -353,7 +353,8 @@ def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
     g.add_argument(
         "--map-k",
         type=float,
-        help="set the map threshold apart: median + MAP_K·MAD of the training map values (default: = score threshold)",
+        help="set the map threshold apart: median + MAP_K·MAD of the calibration map values (default: = score "
+        "threshold)",
     )
     g.add_argument("--contamination", type=float, help="prior share of defective samples, for --threshold quantile")
     if at_fit:
@@ -363,7 +364,7 @@ def _threshold_options(q: argparse.ArgumentParser, at_fit: bool) -> None:
             default=0.2,
             metavar="SHARE",
             help="share of the training files held out of the fit; the thresholds come from their scores (default "
-            "0.2; 0 = from the training files themselves, which a network that fitted them scores too low)",
+            "0.2; 0 = from the training files themselves, which a network that fitted them can score too low)",
         )
 
 

@@ -373,14 +373,18 @@ class RobustDiffusion(BaseDetector):
 
         All or nothing: on any error (bad input, a refused checkpoint, a non-finite loss, an interrupt) the detector
         is left exactly as it was before the call — unfitted, or with its previous fit."""
-        before = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        before = self._fitted_state()
         try:
             return self._fit(X)
         except BaseException:
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            for name in self._fitted_state():
                 delattr(self, name)
             vars(self).update(before)
             raise
+
+    def _fitted_state(self) -> dict:
+        """The fitted attributes (names ending in ``_``) and their values."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def _fit(self, X: object) -> RobustDiffusion:
         self._check_params()

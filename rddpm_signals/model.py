@@ -5,19 +5,19 @@
     model = AnomalyModel(adapters.WaveformAdapter(), make_detector("rddpm", dims=1)).fit(train_items)
     for rec in model.score_items(items):      # one RecordResult per item: map on its own axes, score, segments
         ...
-    model.save("press.model")                 # adapter state + detector + thresholds + training score distribution
+    model.save("press.model")                 # adapter state + detector + thresholds + calibration scores
 
 Scores and thresholds
     The detector scores each model sample (window, tile, clip) from its map (``score_maps``: by default a high
     quantile of the map, ``score_quantile``); a record's score is the largest of its samples' scores (for a record
-    of one window, the detector's own score). At the end of ``fit`` the training samples are scored, and the
-    thresholds come from those values alone — no labels: ``"mad"`` (the default) puts the threshold at median
-    + k · 1.4826 · MAD of the training scores; ``"quantile"`` at their (1 − contamination) quantile (a prior on the
-    share of defective samples). The map threshold is the same value (``map_k`` sets it apart, at a MAD multiple of
-    the training map values), so a segment is where the map exceeds what normal records' scores stay under. Both
-    can be overridden when scoring. A record is *flagged* when its score is above
-    the score threshold; its *segments* are the runs (1D) or connected regions (2D) of its map above the map
-    threshold.
+    of one window, the detector's own score). ``fit`` holds a ``calibration`` share of the training items out of the
+    detector's fit and scores them, and the thresholds come from those values alone — no labels: ``"mad"`` (the
+    default) puts the threshold at median + k · 1.4826 · MAD of the calibration scores; ``"quantile"`` at their
+    (1 − contamination) quantile (a prior on the share of defective samples). The map threshold is the same value
+    (``map_k`` sets it apart, at a MAD multiple of the calibration map values), so a segment is where the map
+    exceeds what normal records' scores stay under. Both can be overridden when scoring. A record is *flagged* when
+    its score is above the score threshold; its *segments* are the runs (1D) or connected regions (2D) of its map
+    above the map threshold.
 
 Long records
     A waveform record longer than ``chunk_windows`` windows is scored chunk by chunk
@@ -49,7 +49,7 @@ __all__ = ["AnomalyModel", "Thresholds", "RecordResult", "THRESHOLD_METHODS", "M
 MODEL_FORMAT = "rddpm-signals-model/1"
 THRESHOLD_METHODS = ("mad", "quantile")
 DEFAULT_K = _thr.DEFAULT_K
-_N_QUANTILES = 1001  # training map values are kept as this many evenly spaced quantiles
+_N_QUANTILES = 1001  # calibration map values are kept as this many evenly spaced quantiles
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,10 @@ class Thresholds:
 
     def describe(self) -> str:
         if self.map_k is None:
-            k_text = f"median + {self.k:g}·MAD of the training scores" if self.k is not None else ""
+            k_text = f"median + {self.k:g}·MAD of the calibration scores" if self.k is not None else ""
         else:
-            k_text = f"median + {self.k:g}·MAD of the training scores / {self.map_k:g}·MAD of the map values"
-        how = {"mad": k_text, "quantile": f"{1 - (self.contamination or 0):.3g} quantile of the training scores"}
+            k_text = f"median + {self.k:g}·MAD of the calibration scores / {self.map_k:g}·MAD of the map values"
+        how = {"mad": k_text, "quantile": f"{1 - (self.contamination or 0):.3g} quantile of the calibration scores"}
         return f"score > {self.score:.4g}, map > {self.map:.4g} ({how.get(self.method, self.method)})"
 
 
@@ -208,7 +208,7 @@ class AnomalyModel:
         ``"ddpm"``, ``"rpca"``, ``"rddpm:train_steps=500"``, …), built with ``dims`` taken from the adapter's tensor
         and ``detector_params`` on top.
     threshold: ``"mad"`` (median + k·MAD of training values) or ``"quantile"`` (contamination prior).
-    k: the MAD multiple; map_k: the map threshold's own MAD multiple of the training map values (default: none,
+    k: the MAD multiple; map_k: the map threshold's own MAD multiple of the calibration map values (default: none,
         the map threshold is the score threshold); contamination: the prior share of defective samples for
         ``"quantile"``.
     method: a label for the detector's configuration (kept in the model file and the results); defaults to

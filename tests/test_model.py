@@ -145,7 +145,7 @@ def test_map_threshold_is_the_score_threshold_by_default():
     mad = choose_thresholds(scores, map_values, "mad", k=2.0)
     med = np.median(scores)
     assert mad.score == pytest.approx(med + 2.0 * 1.4826 * np.median(np.abs(scores - med)))
-    assert "median + 2·MAD of the training scores" in mad.describe()
+    assert "median + 2·MAD of the calibration scores" in mad.describe()
     apart = choose_thresholds(scores, map_values, "mad", k=2.0, map_k=2.0)
     assert apart.score == mad.score and apart.map < mad.map  # pooled map values: far lower
 
