@@ -16,6 +16,11 @@ Two rules choose the flagged points (``SelfCleaning(rule=…)``):
 Either rule can also drop whole training samples (:func:`flag_samples`): a sample whose map as a whole is unlike
 the bulk — its mean (a sample of another kind) or its upper tail (a localised defect) — by the same test across
 samples.
+
+Several processes (``torchrun``): given ``n_samples``, each process scores its own contiguous share of the training
+set (``score(ema, rows)``) and the maps are all-gathered, so every process flags the same points from the same maps
+as one process would (on the CPU a sample's map does not depend on which others it is scored with, so the gathered
+maps are bitwise the one-process maps). Without ``n_samples`` every process scores the whole set itself.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from scipy import ndimage, stats
 from torch import nn
 
 from .base import smooth_maps
+from .distributed import Shard
 from .scoring import PositionNormalizer
 
 __all__ = ["SelfCleaning", "flag_points", "flag_points_test", "flag_samples", "benjamini_hochberg", "CLEAN_RULES"]
@@ -116,7 +122,9 @@ class SelfCleaning:
     ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
     to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
     smoothed by ``sigma``); ``samples`` also drops whole samples that :func:`flag_samples` flags at ``fdr``.
-    ``dropped_samples`` records how many samples each round dropped whole.
+    ``dropped_samples`` records how many samples each round dropped whole. ``n_samples``: the training set's size;
+    when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
+    instead and must return the maps of those samples only.
     """
 
     def __init__(
@@ -134,6 +142,7 @@ class SelfCleaning:
         fdr: float = 0.01,
         samples: bool = False,
         sigma: float = 2.0,
+        n_samples: int | None = None,
     ):
         if not 0.0 <= start < 1.0 or rounds < 1:
             raise ValueError("clean_start must lie in [0, 1) and clean_rounds be >= 1")
@@ -146,6 +155,7 @@ class SelfCleaning:
         self.prior = prior
         self.score, self.threshold, self.max_share, self.dilate = score, threshold, max_share, dilate
         self.rule, self.fdr, self.samples, self.sigma = rule, fdr, samples, sigma
+        self.n_samples = n_samples
         self.mask: np.ndarray | None = None
         self.flagged_share: list[float] = []
         self.dropped_samples: list[int] = []
@@ -167,11 +177,20 @@ class SelfCleaning:
             self.dropped_samples.append(int(drop.sum()))
         return mask
 
+    def _maps(self, ema: nn.Module) -> np.ndarray:
+        """The training set's maps ``(N, …grid)``: scored here, or share by share across the processes."""
+        shard = Shard.current()
+        if shard is None or self.n_samples is None:
+            return self.score(ema)
+        shard = shard.of(self.n_samples)
+        part = torch.from_numpy(np.ascontiguousarray(self.score(ema, shard.rows)))
+        return shard.gather(part).numpy()
+
     def __call__(self, ema: nn.Module) -> torch.Tensor:
         if self.prior is not None and self._step == 0:
             self.mask = self.prior.copy()  # nothing to score with yet
         else:
-            self.mask = self._flag(self.score(ema))
+            self.mask = self._flag(self._maps(ema))
             if self.prior is not None:
                 self.mask |= self.prior
         self.flagged_share.append(float(self.mask.mean()))

@@ -22,12 +22,13 @@ import torch
 
 from ._io import atomic_torch_save
 from ._robust import robust_center_scale
-from ._validation import check_fitted, resolve_device
+from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import CLEAN_RULES, SelfCleaning
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
+from .distributed import prepare, resolve_device
 from .losses import make_loss
 from .maps import (
     MAP_STRUCTURES,
@@ -161,7 +162,10 @@ class RobustDiffusion(BaseDetector):
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
         learnt at the end of ``fit``). :meth:`score_maps` applies it to maps already computed.
-    scoring_batch_size: samples per batch when scoring.
+    scoring_batch_size: samples reconstructed together when scoring (memory). On the CPU a sample's map is bitwise
+        the same for any ``scoring_batch_size``, any batch it is scored in, any order or company: its noise is
+        drawn from its own seed and the network always sees ``scoring.NET_ROWS`` rows per call. On CUDA maps agree
+        across batchings to float rounding only.
     device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, …
     random_state: seed of initialisation, batch order and scoring noise; same seed → same maps.
     verbose: show a progress bar with the running loss during ``fit``.
@@ -391,7 +395,7 @@ class RobustDiffusion(BaseDetector):
         X, dims = self._check_fit_X(X)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
-        self.device_ = resolve_device(self.device)
+        self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group
         self.center_, self.scale_ = channel_center_scale(X)
         self.n_channels_ = int(X.shape[1])
         data = self._normalise(X)
@@ -477,7 +481,7 @@ class RobustDiffusion(BaseDetector):
         reweighter = None
         if self.self_clean:
             reweighter = SelfCleaning(
-                lambda ema: self._raw_maps(data, ema, fast=True)[0],
+                lambda ema, rows=slice(None): self._raw_maps(data[rows], ema, fast=True)[0],
                 self.train_steps,
                 start=self.clean_start,
                 rounds=self.clean_rounds,
@@ -489,6 +493,7 @@ class RobustDiffusion(BaseDetector):
                 fdr=self.clean_fdr,
                 samples=self.clean_samples,
                 sigma=self.map_smoothing,
+                n_samples=len(data),
             )
         return train(
             net,

@@ -167,7 +167,29 @@ def _signal(adapter: Any, item: Any, anomaly: xr.DataArray) -> xr.DataArray | No
         if pixels.shape[1:] != anomaly.shape:
             return None
         return xr.DataArray(pixels.astype(np.float32), dims=("channel", "y", "x"), coords=anomaly.coords)
+    if isinstance(adapter, adapters.XarrayAdapter):
+        return _xarray_signal(adapter, item, anomaly)
     return None
+
+
+def _xarray_signal(adapter: Any, item: Any, anomaly: xr.DataArray) -> xr.DataArray | None:
+    """The labelled input on the map's dims and coordinates, with a leading ``channel`` dim (None if they differ)."""
+    da = adapter._as_dataarray(item)
+    if "channel" not in da.dims:
+        da = da.expand_dims("channel")
+    if set(da.dims) - {"channel"} != set(anomaly.dims):
+        return None
+    da = da.transpose("channel", *anomaly.dims)
+    if da.shape[1:] != anomaly.shape:
+        return None
+    signal = xr.DataArray(
+        da.values.astype(np.float32),
+        dims=da.dims,
+        coords={**anomaly.coords, "channel": da["channel"].values if "channel" in da.coords else np.arange(len(da))},
+        attrs={"units": da.attrs["units"]} if "units" in da.attrs else {},
+        name="signal",
+    )
+    return signal
 
 
 def _score_maps(detector: Any, maps: np.ndarray) -> np.ndarray:

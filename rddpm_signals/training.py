@@ -2,6 +2,18 @@
 with the running loss, and atomic checkpoints that a later call resumes from.
 
 The loop knows nothing about anomaly detection; :class:`~rddpm_signals.detector.RobustDiffusion` drives it.
+
+Several processes (``torchrun``, see :mod:`rddpm_signals.distributed`): one code path. Every process draws the same
+epoch order, timesteps and noise for the whole global batch from the shared seeded generator and keeps its own rows
+(:class:`~rddpm_signals.distributed.Shard`); the network is wrapped in DistributedDataParallel, which averages the
+gradients; the loss takes its batch-level decisions over the gathered global batch. Rank 0 alone shows progress and
+writes checkpoints (a resumed checkpoint is read by rank 0 and broadcast); every process ends with the same weights.
+
+On CUDA the loop does not wait for the device every step: the loss is read back every :data:`READ_EVERY` steps (and
+before each checkpoint and at the end). A non-finite loss is then found up to that many steps late, when updates
+after it have been applied in memory: training still raises, and no checkpoint written after the bad step exists,
+so the checkpoint on disk is good (and the detector's ``fit`` restores its earlier state). On the CPU each step's
+loss is checked before its update, as before.
 """
 
 from __future__ import annotations
@@ -20,9 +32,13 @@ from tqdm.auto import tqdm
 from ._io import atomic_torch_save
 from .diffusion.noise import NoiseFn
 from .diffusion.schedule import NoiseSchedule
+from .distributed import Shard
 from .losses import DiffusionLoss
 
 __all__ = ["TrainConfig", "TrainResult", "Reweighter", "train", "autocast", "read_checkpoint"]
+
+#: On CUDA, steps between reads of the loss from the device (see the module docstring).
+READ_EVERY = 50
 
 _CHECKPOINT_KEYS = ("net", "ema", "opt", "generator", "step", "order", "cursor", "history", "loss", "weights")
 
@@ -67,6 +83,9 @@ class TrainConfig:
     resume: bool = True
     verbose: bool = False
     description: str = "fit"
+    # steps between reads of the loss from the device; None: 1 on the CPU (each loss checked before its update),
+    # READ_EVERY on CUDA. A caller's ``on_step`` needs every loss at once, so it makes this 1.
+    read_every: int | None = None
 
 
 @dataclass
@@ -142,6 +161,9 @@ def train(
     if not 1 <= t_max <= schedule.num_steps:
         raise ValueError(f"t_max must lie in [1, {schedule.num_steps}], got {config.t_max}")
     warmup = min(100, config.steps // 10) if config.warmup is None else config.warmup
+    batch = min(config.batch_size, n)
+    shard = _batch_shard(batch)
+    main = shard is None or shard.rank == 0  # the one process that shows progress and writes checkpoints
 
     net = net.to(device).train()
     ema_tracker = _EMA(net)
@@ -153,8 +175,8 @@ def train(
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
 
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
-    if ckpt is not None and ckpt.exists() and config.resume:
-        state = read_checkpoint(ckpt, config.fingerprint)
+    state = _resumed_state(ckpt, config, shard)
+    if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -182,50 +204,160 @@ def train(
             ckpt,
         )
 
-    batch = min(config.batch_size, n)
+    model = net if shard is None else _data_parallel(net, device)
+    loss_fn.shard = shard
     saved_step = start  # the step of the checkpoint on disk (0: none yet)
-    bar = tqdm(range(start, config.steps), desc=config.description, disable=not config.verbose, leave=False)
-    running = None
-    for step in bar:
-        if reweighter is not None and reweighter.due(step):
-            weights = reweighter(ema)
-        if cursor + batch > n:
-            order, cursor = torch.randperm(n, generator=generator), 0
-        idx = order[cursor : cursor + batch]
-        cursor += batch
-        x0 = data[idx].to(device, non_blocking=True)
-        t = torch.randint(0, t_max, (batch,), generator=generator).to(device)
-        noise = noise_fn(tuple(x0.shape), generator).to(device)
-        x_t = schedule.q_sample(x0, t, noise)
+    bar = tqdm(range(start, config.steps), desc=config.description, disable=not (config.verbose and main), leave=False)
+    log = _LossLog(history, bar, on_step, _read_every(config, device, on_step))
+    try:
+        for step in bar:
+            if reweighter is not None and reweighter.due(step):
+                weights = reweighter(ema)
+            if cursor + batch > n:
+                order, cursor = torch.randperm(n, generator=generator), 0
+            idx = order[cursor : cursor + batch]
+            cursor += batch
+            # The whole global batch's timesteps and noise are drawn on every process, in the one-process order,
+            # and each keeps its own rows: the run then equals the one-process run up to float reduction order.
+            t = torch.randint(0, t_max, (batch,), generator=generator)
+            noise = noise_fn((batch, *data.shape[1:]), generator)
+            if shard is not None:
+                idx, t, noise = shard.local(idx), shard.local(t), shard.local(noise)
+            x0, t, noise = _to_device(data[idx], device), _to_device(t, device), _to_device(noise, device)
+            x_t = schedule.q_sample(x0, t, noise)
 
-        for group in opt.param_groups:
-            group["lr"] = config.lr * _lr_factor(step, config.steps, warmup)
-        with autocast(device, config.precision):
-            pred = net(x_t, t)
-        w = None if weights is None else weights[idx].to(device)
-        out = loss_fn(pred.float(), noise, t, weight=w)
-        value = float(out.loss.detach())
+            for group in opt.param_groups:
+                group["lr"] = config.lr * _lr_factor(step, config.steps, warmup)
+            with autocast(device, config.precision):
+                pred = model(x_t, t)
+            w = None if weights is None else _to_device(weights[idx], device)
+            out = loss_fn(pred.float(), noise, t, weight=w)
+            value = log.check(step, out.loss if out.batch_loss is None else out.batch_loss, saved_step, ckpt)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+            opt.step()
+            # EMA warm-up: early on, follow the weights closely so a short run is not averaged with its random init.
+            ema_tracker.update(min(config.ema_decay, (1 + step) / (10 + step)))
+
+            log.record(step, value)
+            if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+                log.flush(saved_step, ckpt)  # never a checkpoint after a non-finite loss not yet read
+                if main:
+                    save_checkpoint(step + 1)
+                saved_step = step + 1
+        log.flush(saved_step, ckpt)
+    finally:
+        loss_fn.shard = None
+    bar.close()
+    return TrainResult(ema=ema.eval(), history=history, weights=weights)
+
+
+def _read_every(config: TrainConfig, device: torch.device, on_step: Callable | None) -> int:
+    if on_step is not None:
+        return 1
+    if config.read_every is not None:
+        if config.read_every < 1:
+            raise ValueError(f"read_every must be >= 1 (steps), got {config.read_every}")
+        return int(config.read_every)
+    return READ_EVERY if device.type == "cuda" else 1
+
+
+def _batch_shard(batch: int) -> Shard | None:
+    """This process's share of each global batch of ``batch`` rows; ``None`` in one process."""
+    shard = Shard.current()
+    if shard is not None and batch < shard.world:
+        raise ValueError(
+            f"the batch of {batch} samples cannot be shared by {shard.world} processes: raise batch_size (and the "
+            "number of training samples) to at least the number of processes, or start fewer"
+        )
+    return None if shard is None else shard.of(batch)
+
+
+def _data_parallel(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` wrapped in DistributedDataParallel (its gradients are averaged over the processes in ``backward``)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` (on the CPU) on ``device``; for CUDA through pinned memory, copied without waiting."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+def _resumed_state(ckpt: Path | None, config: TrainConfig, shard: Shard | None) -> dict | None:
+    """The checkpoint to resume from, or ``None``. With several processes rank 0 reads it and broadcasts it (the
+    other machines need not see rank 0's disk); a refused checkpoint raises the same error on every process."""
+    wanted = ckpt is not None and ckpt.exists() and config.resume
+    if shard is None:
+        return read_checkpoint(ckpt, config.fingerprint) if wanted else None
+    found: dict | str | None = None
+    if shard.rank == 0 and wanted:
+        try:
+            found = read_checkpoint(ckpt, config.fingerprint)
+        except ValueError as err:
+            found = str(err)
+    found = shard.broadcast(found)
+    if isinstance(found, str):
+        raise ValueError(found)
+    return found
+
+
+class _LossLog:
+    """The loss history and the progress bar, fed one step at a time. ``every`` = 1 (the CPU, or a caller that
+    wants ``on_step``): each loss is read as it is computed and checked before its update. ``every`` > 1 (CUDA):
+    losses stay on the device and are read ``every`` steps at once (one wait instead of ``every``)."""
+
+    def __init__(self, history: list[float], bar: tqdm, on_step: Callable[[int, float], None] | None, every: int):
+        self.history, self.bar, self.on_step, self.every = history, bar, on_step, every
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.running: float | None = None
+
+    def check(self, step: int, loss: torch.Tensor, saved_step: int, ckpt: Path | None) -> float | torch.Tensor:
+        """This step's loss (a float, checked) when read every step; else the detached device scalar."""
+        if self.every > 1:
+            return loss.detach()
+        value = float(loss.detach())
         if not math.isfinite(value):  # before the update: the weights, the EMA and the last checkpoint stay good
             last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
             raise FloatingPointError(
                 f"training loss became {value} at step {step} (not applied){last}: lower lr, or check the input "
                 "for NaN / huge values"
             )
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if config.grad_clip:
-            nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
-        opt.step()
-        # EMA warm-up: early on, follow the weights closely so a short run is not averaged with its random init.
-        ema_tracker.update(min(config.ema_decay, (1 + step) / (10 + step)))
+        return value
 
-        history.append(value)
-        running = value if running is None else 0.98 * running + 0.02 * value
-        bar.set_postfix(loss=f"{running:.4f}")
-        if on_step is not None:
-            on_step(step, value)
-        if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            save_checkpoint(step + 1)
-            saved_step = step + 1
-    bar.close()
-    return TrainResult(ema=ema.eval(), history=history, weights=weights)
+    def record(self, step: int, value: float | torch.Tensor) -> None:
+        if self.every == 1:
+            self._append(step, float(value))
+            return
+        self.pending.append((step, value))  # type: ignore[arg-type]
+        if len(self.pending) >= self.every:
+            self.flush(None, None)
+
+    def flush(self, saved_step: int | None, ckpt: Path | None) -> None:
+        """Read the losses still on the device; raise if one of them is not finite."""
+        if not self.pending:
+            return
+        steps = [s for s, _ in self.pending]
+        values = torch.stack([v for _, v in self.pending]).tolist()
+        self.pending = []
+        for step, value in zip(steps, values, strict=True):
+            if not math.isfinite(value):
+                last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
+                raise FloatingPointError(
+                    f"training loss became {value} at step {step} (found at step {steps[-1]}: on CUDA the loss is "
+                    f"read every {self.every} steps, and this fit's weights are discarded){last}: lower lr, or check "
+                    "the input for NaN / huge values"
+                )
+            self._append(step, value)
+
+    def _append(self, step: int, value: float) -> None:
+        self.history.append(value)
+        self.running = value if self.running is None else 0.98 * self.running + 0.02 * value
+        self.bar.set_postfix(loss=f"{self.running:.4f}")
+        if self.on_step is not None:
+            self.on_step(step, value)

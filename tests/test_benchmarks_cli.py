@@ -26,6 +26,7 @@ def _load(name: str):
 flagging = _load("flagging")
 streaming = _load("streaming")
 generalise = _load("generalise")
+generalise_table = _load("generalise_table")
 
 
 def test_interval_metrics_hand_made():
@@ -167,3 +168,22 @@ def test_generalise_refuses_scoring_variants_for_a_baseline_before_fitting(tmp_p
     with pytest.raises(ValueError, match="only the 'base' variant"):
         generalise.main([*argv, "--variants", "base;map_structure=bulk", "--out", str(tmp_path)])
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tmp_path, capsys):
+    def fit(name, contamination, method, seed, auroc, auprc):
+        record = {"dataset": "toy", "contamination": contamination, "method": method, "seed": seed}
+        record["variants"] = {"base": {"pixel_auroc": auroc, "pixel_auprc": auprc, "sample_auroc": 0.5}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+
+    fit("a", 0.0, "ddpm", 0, 0.90, 0.50)
+    fit("b", 0.0, "ddpm", 1, 0.94, 0.60)  # ddpm clean: mean 0.92 / 0.55, the best clean fit
+    fit("c", 0.0, "rddpm", 0, 0.91, 0.70)  # higher AUPRC but lower AUROC: not the reference
+    fit("d", 0.2, "rddpm", 0, 0.88, 0.45)
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "0.920 ± 0.020 | +0.000 | 0.550 ± 0.050 | +0.000" in rows[("0", "ddpm")]
+    assert "| 0,1 |" in rows[("0", "ddpm")] and "ddpm 0.920 / 0.550" in rows[("0.2", "rddpm")]
+    assert "| 0.880 | -0.040 | 0.450 | -0.100 |" in rows[("0.2", "rddpm")]
+    assert (tmp_path / "t.md").read_text().count("\n") == 5
+    assert generalise_table.main(["--fits-dir", str(tmp_path / "none")]) == 2

@@ -276,9 +276,18 @@ def test_netcdf_maps_and_segments_are_on_the_time_axis_in_seconds(netcdf_run):
     model, folder = str(netcdf_run / "m.model"), str(netcdf_run / "nc")
     proc = cli("score", model, folder, "--out", str(result), "--segments", str(seg), *low)
     assert proc.returncode == 0, proc.stderr
-    rec = open_result(result).record(0)
+    res = open_result(result)
+    rec = res.record(0)
     assert rec["anomaly"].dims == ("time",)
     np.testing.assert_allclose(rec["time"].values, NC_TIME)
+    # the input itself is stored beside its map, so the report can draw the trace over the map
+    source = xr.open_dataarray(res.table["source"].values[0])
+    assert rec["signal"].dims == ("channel", "time")
+    assert list(rec["signal"]["channel"].values) == ["force", "stroke"]
+    np.testing.assert_array_equal(rec["signal"].values, source.values)
+    proc = cli("report", str(result), "--out", str(netcdf_run / "report"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((netcdf_run / "report").glob("*.png"))) == 6
     rows = list(csv.DictReader(io.StringIO(seg.read_text())))
     assert sorted(Path(r["file"]).name for r in rows) == [f"run_{i}.nc" for i in range(6)]
     # start of the first sample to the end of the last (64 samples at 100 Hz)

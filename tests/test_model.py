@@ -8,7 +8,16 @@ import torch
 
 import adapters
 from helpers import TINY_1D
-from rddpm_signals import RPCA, SSD, AnomalyModel, RobustDiffusion, load_detector, make_detector
+from rddpm_signals import (
+    RPCA,
+    SSD,
+    AnomalyModel,
+    IsolationForestDetector,
+    MatrixProfile,
+    RobustDiffusion,
+    load_detector,
+    make_detector,
+)
 from rddpm_signals.methods import METHODS, parse_method
 from rddpm_signals.model import choose_thresholds
 
@@ -97,13 +106,12 @@ def test_malicious_pickles_are_refused_and_run_nothing(tmp_path, monkeypatch):
     torch.save({"format": "rddpm-signals-model/1", "x": _Boom()}, evil)
     raw = tmp_path / "evil.pkl"
     raw.write_bytes(pickle.dumps(_Boom()))
+    loaders = (AnomalyModel.load, load_detector, RobustDiffusion.load, RPCA.load, SSD.load)
+    loaders += (MatrixProfile.load, IsolationForestDetector.load)
     for path in (evil, raw):
-        with pytest.raises(ValueError):
-            AnomalyModel.load(path)
-        with pytest.raises(ValueError):
-            load_detector(path)
-        with pytest.raises(ValueError):
-            RobustDiffusion.load(path)
+        for load in loaders:
+            with pytest.raises(ValueError):
+                load(path)
     assert not (tmp_path / "PWNED").exists()
 
 

@@ -57,10 +57,10 @@ def _check_num_steps(num_steps: int) -> None:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
 
 
-def _gather(values: np.ndarray, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values[t]`` as a tensor shaped ``(B, 1, …, 1)`` to broadcast against ``like`` ``(B, …)``."""
-    out = torch.as_tensor(values, device=t.device)[t].to(like.dtype)
-    return out.reshape(t.shape[0], *([1] * (like.ndim - 1)))
+def _gather(table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``table[t]`` (a float64 table on ``t``'s device) as a tensor shaped ``(B, 1, …, 1)`` to broadcast against
+    ``like`` ``(B, …)``."""
+    return table[t].to(like.dtype).reshape(t.shape[0], *([1] * (like.ndim - 1)))
 
 
 class NoiseSchedule:
@@ -101,6 +101,20 @@ class NoiseSchedule:
         )
         self.posterior_mean_coef1 = betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
         self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - self.alphas_cumprod)
+        self.one_minus_alphas_cumprod = 1.0 - self.alphas_cumprod
+        self._tables: dict[tuple[str, torch.device], torch.Tensor] = {}
+
+    def _table(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        """The float64 array attribute ``name`` as a tensor on ``t``'s device, made once per device and kept (a
+        training step on CUDA must not copy the tables from the host every time)."""
+        key = (name, t.device)
+        if key not in self._tables:
+            self._tables[key] = torch.as_tensor(getattr(self, name), device=t.device)
+        return self._tables[key]
+
+    def _at(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``self.<name>[t]`` shaped ``(B, 1, …, 1)`` in ``like``'s dtype."""
+        return _gather(self._table(name, t), t, like)
 
     @classmethod
     def create(cls, kind: str = "linear", num_steps: int = 1000) -> NoiseSchedule:
@@ -109,35 +123,32 @@ class NoiseSchedule:
     # ----------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw ``x_t ~ q(x_t | x_0)``. ``x0``, ``noise``: ``(B, …)``; ``t``: ``(B,)`` long."""
-        return (
-            _gather(self.sqrt_alphas_cumprod, t, x0) * x0 + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
-        )
+        return self._at("sqrt_alphas_cumprod", t, x0) * x0 + self._at("sqrt_one_minus_alphas_cumprod", t, x0) * noise
 
     def q_mean_variance(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``(B, …)`` and variance ``(B, 1, …)`` of ``q(x_t | x_0)``."""
-        return _gather(self.sqrt_alphas_cumprod, t, x0) * x0, _gather(1.0 - self.alphas_cumprod, t, x0)
+        return self._at("sqrt_alphas_cumprod", t, x0) * x0, self._at("one_minus_alphas_cumprod", t, x0)
 
     # ----------------------------------------------------------------- reverse-process helpers
     def predict_x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return (
-            _gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t
-            - _gather(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+            self._at("sqrt_recip_alphas_cumprod", t, x_t) * x_t - self._at("sqrt_recipm1_alphas_cumprod", t, x_t) * eps
         )
 
     def predict_eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        return (_gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - x0) / _gather(
-            self.sqrt_recipm1_alphas_cumprod, t, x_t
+        return (self._at("sqrt_recip_alphas_cumprod", t, x_t) * x_t - x0) / self._at(
+            "sqrt_recipm1_alphas_cumprod", t, x_t
         )
 
     def q_posterior(
         self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean, variance and clipped log-variance of ``q(x_{t-1} | x_t, x_0)``; variance ``(B, 1, …)``."""
-        mean = _gather(self.posterior_mean_coef1, t, x_t) * x0 + _gather(self.posterior_mean_coef2, t, x_t) * x_t
+        mean = self._at("posterior_mean_coef1", t, x_t) * x0 + self._at("posterior_mean_coef2", t, x_t) * x_t
         return (
             mean,
-            _gather(self.posterior_variance, t, x_t),
-            _gather(self.posterior_log_variance_clipped, t, x_t),
+            self._at("posterior_variance", t, x_t),
+            self._at("posterior_log_variance_clipped", t, x_t),
         )
 
     # ----------------------------------------------------------------- respacing

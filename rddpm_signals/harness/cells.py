@@ -21,7 +21,16 @@ from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
 
-__all__ = ["Cell", "run_cell", "build_detector", "load_cell_data", "N_EXAMPLES"]
+__all__ = [
+    "Cell",
+    "run_cell",
+    "cached_cell",
+    "compute_cell",
+    "store_cell",
+    "build_detector",
+    "load_cell_data",
+    "N_EXAMPLES",
+]
 
 N_EXAMPLES = 3  # defective test samples kept per cell for the example grids
 
@@ -116,21 +125,37 @@ def _graded(data, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
-    """Metrics of ``cell`` (from the cache when present). Writes ``<key>.json`` and ``<key>.npz`` (examples)."""
-    cache_dir = Path(cache_dir)
-    path = cache_dir / f"{cell.key()}.json"
-    if path.exists():
-        # Cells that resolve to the same configuration share a result ("clean" at every contamination level):
-        # label it with this cell.
-        return {**json.loads(path.read_text()), **asdict(cell)}
+    """Metrics of ``cell`` (from the cache when present). Writes ``<key>.json`` and ``<key>.npz`` (examples).
 
+    The local executor calls this in its worker; the Ray executor runs :func:`compute_cell` in a Ray task and
+    :func:`store_cell` in the driver — the same two steps, so both write the same files."""
+    cached = cached_cell(cell, cache_dir)
+    if cached is not None:
+        return cached
+    result, examples = compute_cell(cell)
+    store_cell(cell, cache_dir, result, examples)
+    return result
+
+
+def cached_cell(cell: Cell, cache_dir: str | Path) -> dict | None:
+    """The cached result of ``cell``, or None when it has not run."""
+    path = Path(cache_dir) / f"{cell.key()}.json"
+    if not path.exists():
+        return None
+    # Cells that resolve to the same configuration share a result ("clean" at every contamination level): label it
+    # with this cell.
+    return {**json.loads(path.read_text()), **asdict(cell)}
+
+
+def compute_cell(cell: Cell) -> tuple[dict, dict[str, np.ndarray] | None]:
+    """Fit and score ``cell`` → its result row and its example arrays (``x``, ``map``, ``mask``, maybe ``recon``:
+    the first :data:`N_EXAMPLES` defective test samples); no examples for a skipped cell. Writes nothing."""
     resolved = cell.resolved()
     data = load_cell_data(resolved)
     supported = getattr(_detector_class(resolved["detector"]), "supported_dims", (1, 2))
     if data.dims not in supported:  # e.g. the matrix profile on images: a "—" in the table, not a crash
-        skipped = {**asdict(cell), "key": cell.key(), "skipped": f"{resolved['detector']} does not score {data.dims}D"}
-        atomic_write_text(path, json.dumps(skipped, indent=1, sort_keys=True))
-        return skipped
+        skipped = f"{resolved['detector']} does not score {data.dims}D"
+        return {**asdict(cell), "key": cell.key(), "skipped": skipped}, None
     detector = build_detector(resolved, data.dims)
     start = time.perf_counter()
     detector.fit(data.train_x)
@@ -150,7 +175,14 @@ def run_cell(cell: Cell, cache_dir: str | Path) -> dict:
     examples = {"x": data.test_x[idx], "map": maps[idx], "mask": data.test_mask[idx]}
     if hasattr(detector, "reconstruct"):
         examples["recon"] = detector.reconstruct(data.test_x[idx])
-    with atomic_path(cache_dir / f"{cell.key()}.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **examples)
-    atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
-    return result
+    return result, examples
+
+
+def store_cell(cell: Cell, cache_dir: str | Path, result: dict, examples: dict[str, np.ndarray] | None) -> None:
+    """Write what :func:`compute_cell` gave to the cache: ``<key>.npz`` (when there are examples), then
+    ``<key>.json`` last, each atomically — a cell whose JSON exists is complete."""
+    cache_dir = Path(cache_dir)
+    if examples is not None:
+        with atomic_path(cache_dir / f"{cell.key()}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **examples)
+    atomic_write_text(cache_dir / f"{cell.key()}.json", json.dumps(result, indent=1, sort_keys=True))

@@ -24,6 +24,12 @@ name                       what                                                 
 =========================  =====================================================================  ===========
 
 The σ̂_t-scaled losses keep a :class:`~rddpm_signals.losses.scale.ResidualScale`, updated on every training batch.
+
+Several processes (``torchrun``): the training loop sets :attr:`DiffusionLoss.shard`; each process then passes its
+own rows of the global batch, and every batch-level decision is taken over the gathered global batch exactly as one
+process would take it — the residual scale's update, the LTS sample mask, ``lts_element``'s cut — and ``loss`` is
+scaled so that the gradient averaged over the processes (DistributedDataParallel) is the one-process gradient of
+the mean over the samples kept globally.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..distributed import Shard
 from .functional import cauchy, geman_mcclure, huber, l1, mse, pseudo_huber, tukey
 from .scale import ResidualScale
 
@@ -60,6 +67,17 @@ class LossOutput:
     loss: torch.Tensor  # scalar to minimise
     per_sample: torch.Tensor  # (B,) weighted mean element-wise loss of each sample, before sample trimming
     kept: torch.Tensor  # (B,) bool: samples that contributed to ``loss``
+    # the loss of the whole global batch (detached, the same on every process) when ``loss`` is one process's
+    # share of it; ``None`` in one process, where ``loss`` is the batch loss
+    batch_loss: torch.Tensor | None = None
+
+
+def _kept_mean(per_sample: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Mean of ``per_sample`` ``(B,)`` over ``kept`` ``(B,)``. On CUDA without boolean indexing (which waits for the
+    device to count the rows); on the CPU as it always was, so CPU results stay bitwise the same."""
+    if per_sample.device.type == "cuda":
+        return torch.where(kept, per_sample, 0.0).sum() / kept.sum()
+    return per_sample[kept].mean()
 
 
 class DiffusionLoss:
@@ -72,6 +90,8 @@ class DiffusionLoss:
 
     name = "base"
     scale: ResidualScale | None = None
+    #: set by the training loop when several processes share each batch (``None``: one process holds the batch)
+    shard: Shard | None = None
 
     def __init__(self, **_: object):
         """Losses without parameters ignore the ones ``make_loss`` passes to every loss."""
@@ -91,7 +111,10 @@ class DiffusionLoss:
         """``weight``: optional per-element weights broadcasting against ``pred`` (e.g. ``(B, 1, …)`` masks)."""
         r = (pred - target).float()
         if self.scale is not None and torch.is_grad_enabled():
-            self.scale.update(r, t)
+            if self.shard is None:
+                self.scale.update(r, t)
+            else:  # the global batch's residuals, so every process keeps the one-process scale
+                self.scale.update(self._whole(r), self._whole(t))
         values = self.elementwise(r, t)
         w = self.element_weights(r, t)
         if weight is not None:
@@ -101,8 +124,28 @@ class DiffusionLoss:
             per_sample = values.flatten(1).mean(dim=1)
         else:
             per_sample = (values * w).flatten(1).sum(dim=1) / w.flatten(1).sum(dim=1).clamp_min(1e-12)
+        if self.shard is not None:
+            return self._sharded(per_sample, t)
         kept = self.keep(per_sample, t)
-        return LossOutput(per_sample[kept].mean(), per_sample.detach(), kept)
+        return LossOutput(_kept_mean(per_sample, kept), per_sample.detach(), kept)
+
+    def _whole(self, part: torch.Tensor) -> torch.Tensor:
+        """The global batch ``(B_global, …)`` of a per-process ``part`` (detached); ``part`` in one process."""
+        return part.detach() if self.shard is None else self.shard.gather(part)
+
+    def _sharded(self, per_sample: torch.Tensor, t: torch.Tensor) -> LossOutput:
+        """One process's share of the global batch loss: samples are kept by :meth:`keep` over the gathered global
+        batch, and ``loss = world / kept_global · Σ_local kept per_sample``, so that the gradient averaged over the
+        ``world`` processes is that of the mean over the globally kept samples (a per-process mean would weight a
+        process's samples by how many of them were kept there)."""
+        assert self.shard is not None
+        whole = self._whole(per_sample)
+        kept_whole = self.keep(whole, self._whole(t))
+        count = kept_whole.sum()
+        kept = self.shard.local(kept_whole)
+        loss = torch.where(kept, per_sample, 0.0).sum() * (self.shard.world / count)
+        batch_loss = torch.where(kept_whole, whole, 0.0).sum() / count
+        return LossOutput(loss, per_sample.detach(), kept, batch_loss)
 
     def _scaled(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         assert self.scale is not None
@@ -201,9 +244,12 @@ class ScheduledPseudoHuberLoss(DiffusionLoss):
             raise ValueError("pseudo_huber_scheduled needs the schedule's alphas_cumprod")
         sigma = np.sqrt((1.0 - alphas_cumprod) / alphas_cumprod)
         self.c_t = torch.as_tensor((1.0 - self.c_min) / (1.0 + sigma) ** 2 + self.c_min, dtype=torch.float32)
+        self._c_t_on: dict[torch.device, torch.Tensor] = {}  # c_t copied once per device, not every step
 
     def elementwise(self, r, t):
-        c = self.c_t.to(r.device)[t].reshape(-1, *([1] * (r.ndim - 1)))
+        if r.device not in self._c_t_on:
+            self._c_t_on[r.device] = self.c_t.to(r.device)
+        c = self._c_t_on[r.device][t].reshape(-1, *([1] * (r.ndim - 1)))
         return pseudo_huber(r, c)
 
 
@@ -252,10 +298,11 @@ class LTSElementLoss(_TrimmedLoss):
 
     def element_weights(self, r, t):
         z = r.detach().abs() / self._scaled(t, r)
-        drop = int(self.trim * z.numel())
+        whole = self._whole(z)  # the cut is taken over the global batch's elements
+        drop = int(self.trim * whole.numel())
         if drop == 0:
             return None
-        cut = torch.topk(z.flatten(), drop, largest=True, sorted=False).values.min()
+        cut = torch.topk(whole.flatten(), drop, largest=True, sorted=False).values.min()
         return (z < cut).to(r.dtype)
 
 

@@ -1,0 +1,118 @@
+"""Issue 12's tables from the fits ``benchmarks/generalise.py`` cached: every fit's mean over seeds beside the best
+clean-trained configuration of its dataset, and its gap to it.
+
+    python benchmarks/generalise_table.py --fits-dir results/generalise/fits [--variant base] \\
+        [--datasets 'dev_signals;long_record'] [--methods 'ddpm;rddpm;discord;rpca'] [--out results/generalise/table.md]
+
+The reference of a dataset ("best clean") is, among the fits shown at contamination 0 (``--variant``'s rows), the
+one with the highest mean pixel AUROC over its seeds; the ``gap`` columns are a row's mean minus the reference's
+mean (AUROC and AUPRC). ``seeds`` lists the seeds a row averages; ``±`` is the spread (half the range) over them, so
+a one-seed row shows none. Nothing is refitted: only cached JSON files are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rddpm_signals._io import atomic_write_text  # noqa: E402
+
+METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
+
+
+def read_fits(fits_dir: Path, variant: str) -> dict[tuple[str, float, str], dict[int, dict[str, float]]]:
+    """``(dataset, contamination, method)`` → ``{seed: metrics}`` of the cached fits that scored ``variant``."""
+    rows: dict[tuple[str, float, str], dict[int, dict[str, float]]] = defaultdict(dict)
+    for path in sorted(fits_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        scored = record.get("variants", {}).get(variant)
+        if scored is None:
+            continue
+        key = (record["dataset"], float(record["contamination"]), record["method"])
+        rows[key][int(record["seed"])] = {m: float(scored[m]) for m in METRICS if scored.get(m) is not None}
+    return rows
+
+
+def _mean(by_seed: dict[int, dict[str, float]], metric: str) -> tuple[float, float]:
+    values = np.array([m[metric] for m in by_seed.values() if metric in m], dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(np.ptp(values) / 2)
+
+
+def _cell(mean: float, spread: float, n: int) -> str:
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {spread:.3f}"
+
+
+def _gap(value: float, ref: float) -> str:
+    return "—" if np.isnan(value) or np.isnan(ref) else f"{value - ref:+.3f}"
+
+
+def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str] | None = None) -> str:
+    """The markdown table: one line per (dataset, contamination, method), references first per dataset."""
+    keep = {
+        k: v for k, v in rows.items() if (datasets is None or k[0] in datasets) and (methods is None or k[2] in methods)
+    }
+    header = (
+        "| dataset | contamination | method | seeds | pixel AUROC | AUROC gap | pixel AUPRC | AUPRC gap | "
+        "sample AUROC | best clean (AUROC / AUPRC) |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [header]
+    order = datasets or sorted({k[0] for k in keep})
+    for dataset in order:
+        clean = {k[2]: v for k, v in keep.items() if k[0] == dataset and k[1] == 0.0}
+        ref_name = max(clean, key=lambda m: _mean(clean[m], "pixel_auroc")[0], default=None)
+        ref_auroc = _mean(clean[ref_name], "pixel_auroc")[0] if ref_name else float("nan")
+        ref_auprc = _mean(clean[ref_name], "pixel_auprc")[0] if ref_name else float("nan")
+        ref_text = f"{ref_name} {ref_auroc:.3f} / {ref_auprc:.3f}" if ref_name else "— (no clean fit)"
+        keys = sorted(
+            (k for k in keep if k[0] == dataset), key=lambda k: (k[1], methods.index(k[2]) if methods else k[2])
+        )
+        for key in keys:
+            by_seed = keep[key]
+            n = len(by_seed)
+            auroc, auroc_sp = _mean(by_seed, "pixel_auroc")
+            auprc, auprc_sp = _mean(by_seed, "pixel_auprc")
+            sample, sample_sp = _mean(by_seed, "sample_auroc")
+            lines.append(
+                f"| {dataset} | {key[1]:g} | {key[2]} | {','.join(map(str, sorted(by_seed)))} | "
+                f"{_cell(auroc, auroc_sp, n)} | {_gap(auroc, ref_auroc)} | {_cell(auprc, auprc_sp, n)} | "
+                f"{_gap(auprc, ref_auprc)} | {_cell(sample, sample_sp, n)} | {ref_text} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.replace(";", "\n").splitlines() if t.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fits-dir", default="results/generalise/fits")
+    parser.add_argument("--variant", default="base")
+    parser.add_argument("--datasets", help="names separated by ';' (default: every dataset found)")
+    parser.add_argument("--methods", help="harness spellings separated by ';', in the order shown (default: all)")
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args(argv)
+    fits_dir = Path(args.fits_dir)
+    if not fits_dir.is_dir():
+        print(f"error: {fits_dir} is not a folder of cached fits: run benchmarks/generalise.py first", file=sys.stderr)
+        return 2
+    table = build_table(read_fits(fits_dir, args.variant), _split(args.datasets), _split(args.methods))
+    print(table, end="")
+    if args.out:
+        atomic_write_text(Path(args.out), table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
