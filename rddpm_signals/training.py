@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._io import atomic_torch_save
-from .diffusion.noise import NoiseFn
+from .diffusion.noise import NoiseFn, gaussian_noise
 from .diffusion.schedule import NoiseSchedule
 from .distributed import Shard
 from .losses import DiffusionLoss
@@ -173,6 +173,7 @@ def train(
     history: list[float] = []
     weights: torch.Tensor | None = None
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
+    noise_generator = _noise_generator(generator, device, noise_fn)
 
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
     state = _resumed_state(ckpt, config, shard)
@@ -181,6 +182,8 @@ def train(
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         generator.set_state(state["generator"])
+        if noise_generator is not generator and "noise_generator" in state:
+            noise_generator.set_state(state["noise_generator"])
         start, order, cursor = int(state["step"]), state["order"], int(state["cursor"])
         history = state["history"].tolist()
         loss_fn.load_state_dict(state["loss"])
@@ -193,6 +196,7 @@ def train(
                 "ema": ema.state_dict(),
                 "opt": opt.state_dict(),
                 "generator": generator.get_state(),
+                **({} if noise_generator is generator else {"noise_generator": noise_generator.get_state()}),
                 "step": step,
                 "order": order,
                 "cursor": cursor,
@@ -220,7 +224,7 @@ def train(
             # The whole global batch's timesteps and noise are drawn on every process, in the one-process order,
             # and each keeps its own rows: the run then equals the one-process run up to float reduction order.
             t = torch.randint(0, t_max, (batch,), generator=generator)
-            noise = noise_fn((batch, *data.shape[1:]), generator)
+            noise = noise_fn((batch, *data.shape[1:]), noise_generator)
             if shard is not None:
                 idx, t, noise = shard.local(idx), shard.local(t), shard.local(noise)
             x0, t, noise = _to_device(data[idx], device), _to_device(t, device), _to_device(noise, device)
@@ -262,6 +266,17 @@ def _read_every(config: TrainConfig, device: torch.device, on_step: Callable | N
             raise ValueError(f"read_every must be >= 1 (steps), got {config.read_every}")
         return int(config.read_every)
     return READ_EVERY if device.type == "cuda" else 1
+
+
+def _noise_generator(generator: torch.Generator, device: torch.device, noise_fn: NoiseFn) -> torch.Generator:
+    """Where the training noise is drawn: ``generator`` itself (the CPU, and any noise but Gaussian), or on CUDA a
+    generator on the device, seeded once from ``generator``, so Gaussian noise is made where it is used instead of
+    being copied over every step. CPU runs draw nothing extra and stay bit-identical; CUDA runs are reproducible
+    among themselves (same seed, same GPU model) but draw other numbers than a CPU run."""
+    if device.type != "cuda" or noise_fn is not gaussian_noise:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device).manual_seed(seed)
 
 
 def _batch_shard(batch: int) -> Shard | None:

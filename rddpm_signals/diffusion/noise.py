@@ -1,8 +1,9 @@
 """Noise generators for training and sampling.
 
-Every generator draws on the CPU from a ``torch.Generator`` and then moves the result, so that the same seed gives
-the same numbers on any device. Each returns a float tensor of ``shape`` with zero mean and unit variance per
-element (in distribution), which the forward-process maths assumes.
+Every generator draws from a ``torch.Generator``: scoring and CPU training pass a CPU generator (the result is then
+moved, so the same seed gives the same numbers on any device); CUDA training passes a generator on the GPU for
+Gaussian noise (drawn where it is used; see ``training._noise_generator``). Each returns a float tensor of
+``shape`` with zero mean and unit variance per element (in distribution), which the forward-process maths assumes.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ NoiseFn = Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
 
 
 def gaussian_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise of ``shape`` ``(B, C, L)`` or ``(B, C, H, W)``, float32 on the CPU."""
-    return torch.randn(shape, generator=generator, dtype=torch.float32)
+    """Standard normal noise of ``shape`` ``(B, C, L)`` or ``(B, C, H, W)``, float32 on ``generator``'s device."""
+    device = "cpu" if generator is None else generator.device
+    return torch.randn(shape, generator=generator, dtype=torch.float32, device=device)
 
 
 def _simplex(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
