@@ -4,10 +4,11 @@ clean-trained configuration of its dataset, and its gap to it.
     python benchmarks/generalise_table.py --fits-dir results/generalise/fits [--variant base] \\
         [--datasets 'dev_signals;long_record'] [--methods 'ddpm;rddpm;discord;rpca'] [--out results/generalise/table.md]
 
-The reference of a dataset ("best clean") is, among the fits shown at contamination 0 (``--variant``'s rows), the
-one with the highest mean pixel AUROC over its seeds; the ``gap`` columns are a row's mean minus the reference's
-mean (AUROC and AUPRC). ``seeds`` lists the seeds a row averages; ``±`` is the spread (half the range) over them, so
-a one-seed row shows none. Nothing is refitted: only cached JSON files are read.
+The reference of a dataset ("best clean") is, among the fits shown at contamination 0 (``--variant``'s rows) that
+were run on the most seeds, the one with the highest mean pixel AUROC. The ``gap`` columns are paired by seed: the
+mean over the seeds a row shares with the reference of (row − reference), AUROC and AUPRC ("—" when they share
+none). ``seeds`` lists the seeds a row averages; ``±`` is the spread (half the range) over them, so a one-seed row
+shows none. Nothing is refitted: only cached JSON files are read.
 """
 
 from __future__ import annotations
@@ -53,8 +54,22 @@ def _cell(mean: float, spread: float, n: int) -> str:
     return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {spread:.3f}"
 
 
-def _gap(value: float, ref: float) -> str:
-    return "—" if np.isnan(value) or np.isnan(ref) else f"{value - ref:+.3f}"
+def _gap(by_seed: dict[int, dict[str, float]], ref: dict[int, dict[str, float]] | None, metric: str) -> str:
+    """Mean over shared seeds of (row − reference) for ``metric``; "—" when no seed is shared."""
+    if not ref:
+        return "—"
+    diffs = [
+        by_seed[s][metric] - ref[s][metric] for s in by_seed if s in ref and metric in by_seed[s] and metric in ref[s]
+    ]
+    return "—" if not diffs else f"{float(np.mean(diffs)):+.3f}"
+
+
+def _reference(clean: dict[str, dict[int, dict[str, float]]]) -> str | None:
+    """The clean fit run on the most seeds with the highest mean pixel AUROC (``None`` without clean fits)."""
+    if not clean:
+        return None
+    most = max(len(v) for v in clean.values())
+    return max((m for m, v in clean.items() if len(v) == most), key=lambda m: _mean(clean[m], "pixel_auroc")[0])
 
 
 def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str] | None = None) -> str:
@@ -70,10 +85,14 @@ def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str
     order = datasets or sorted({k[0] for k in keep})
     for dataset in order:
         clean = {k[2]: v for k, v in keep.items() if k[0] == dataset and k[1] == 0.0}
-        ref_name = max(clean, key=lambda m: _mean(clean[m], "pixel_auroc")[0], default=None)
-        ref_auroc = _mean(clean[ref_name], "pixel_auroc")[0] if ref_name else float("nan")
-        ref_auprc = _mean(clean[ref_name], "pixel_auprc")[0] if ref_name else float("nan")
-        ref_text = f"{ref_name} {ref_auroc:.3f} / {ref_auprc:.3f}" if ref_name else "— (no clean fit)"
+        ref_name = _reference(clean)
+        ref = clean[ref_name] if ref_name else None
+        if ref_name:
+            seeds = ",".join(map(str, sorted(ref)))
+            ref_auroc, ref_auprc = _mean(ref, "pixel_auroc")[0], _mean(ref, "pixel_auprc")[0]
+            ref_text = f"{ref_name} {ref_auroc:.3f} / {ref_auprc:.3f} (seeds {seeds})"
+        else:
+            ref_text = "— (no clean fit)"
         keys = sorted(
             (k for k in keep if k[0] == dataset), key=lambda k: (k[1], methods.index(k[2]) if methods else k[2])
         )
@@ -85,8 +104,8 @@ def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str
             sample, sample_sp = _mean(by_seed, "sample_auroc")
             lines.append(
                 f"| {dataset} | {key[1]:g} | {key[2]} | {','.join(map(str, sorted(by_seed)))} | "
-                f"{_cell(auroc, auroc_sp, n)} | {_gap(auroc, ref_auroc)} | {_cell(auprc, auprc_sp, n)} | "
-                f"{_gap(auprc, ref_auprc)} | {_cell(sample, sample_sp, n)} | {ref_text} |"
+                f"{_cell(auroc, auroc_sp, n)} | {_gap(by_seed, ref, 'pixel_auroc')} | {_cell(auprc, auprc_sp, n)} | "
+                f"{_gap(by_seed, ref, 'pixel_auprc')} | {_cell(sample, sample_sp, n)} | {ref_text} |"
             )
     return "\n".join(lines) + "\n"
 

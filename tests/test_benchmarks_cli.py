@@ -180,10 +180,13 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     fit("b", 0.0, "ddpm", 1, 0.94, 0.60)  # ddpm clean: mean 0.92 / 0.55, the best clean fit
     fit("c", 0.0, "rddpm", 0, 0.91, 0.70)  # higher AUPRC but lower AUROC: not the reference
     fit("d", 0.2, "rddpm", 0, 0.88, 0.45)
+    fit("e", 0.0, "lucky", 1, 0.99, 0.90)  # one seed only: not eligible as the reference
     assert generalise_table.main(["--fits-dir", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
     rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
     assert "0.920 ± 0.020 | +0.000 | 0.550 ± 0.050 | +0.000" in rows[("0", "ddpm")]
-    assert "| 0,1 |" in rows[("0", "ddpm")] and "ddpm 0.920 / 0.550" in rows[("0.2", "rddpm")]
-    assert "| 0.880 | -0.040 | 0.450 | -0.100 |" in rows[("0.2", "rddpm")]
-    assert (tmp_path / "t.md").read_text().count("\n") == 5
+    assert "| 0,1 |" in rows[("0", "ddpm")] and "ddpm 0.920 / 0.550 (seeds 0,1)" in rows[("0.2", "rddpm")]
+    # gaps are paired by seed: rddpm has seed 0 only, so it is compared with ddpm's seed 0 (0.90 / 0.50)
+    assert "| 0.880 | -0.020 | 0.450 | -0.050 |" in rows[("0.2", "rddpm")]
+    assert "| 0.990 | +0.050 | 0.900 | +0.300 |" in rows[("0", "lucky")]
+    assert (tmp_path / "t.md").read_text().count("\n") == 6
     assert generalise_table.main(["--fits-dir", str(tmp_path / "none")]) == 2
