@@ -27,6 +27,7 @@ flagging = _load("flagging")
 streaming = _load("streaming")
 generalise = _load("generalise")
 generalise_table = _load("generalise_table")
+trim_profile = _load("trim_profile")
 
 
 def test_interval_metrics_hand_made():
@@ -190,3 +191,11 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     assert "| 0.990 | +0.050 | 0.900 | +0.300 |" in rows[("0", "lucky")]
     assert (tmp_path / "t.md").read_text().count("\n") == 6
     assert generalise_table.main(["--fits-dir", str(tmp_path / "none")]) == 2
+
+
+def test_trim_profile_counts_what_each_loss_drops():
+    drawn, trimmed, share = trim_profile.trim_profile("forging", "rddpm:self_clean=false", 0.0, 0, "quick", 4)
+    assert drawn.sum() == pytest.approx(1.0) and trimmed.sum() == pytest.approx(1.0)
+    assert share == pytest.approx(3 / 16)  # LTS keeps ceil(0.8 · 16) = 13 of each batch of 16
+    _, none, zero = trim_profile.trim_profile("forging", "ddpm", 0.0, 0, "quick", 4)
+    assert zero == 0.0 and none.sum() == 0.0
