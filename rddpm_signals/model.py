@@ -182,14 +182,13 @@ def _xarray_signal(adapter: Any, item: Any, anomaly: xr.DataArray) -> xr.DataArr
     da = da.transpose("channel", *anomaly.dims)
     if da.shape[1:] != anomaly.shape:
         return None
-    signal = xr.DataArray(
+    return xr.DataArray(
         da.values.astype(np.float32),
         dims=da.dims,
         coords={**anomaly.coords, "channel": da["channel"].values if "channel" in da.coords else np.arange(len(da))},
         attrs={"units": da.attrs["units"]} if "units" in da.attrs else {},
         name="signal",
     )
-    return signal
 
 
 def _score_maps(detector: Any, maps: np.ndarray) -> np.ndarray:

@@ -322,6 +322,15 @@ def _resumed_state(ckpt: Path | None, config: TrainConfig, shard: Shard | None) 
     return found
 
 
+def _non_finite(value: float, step: int, when: str, saved_step: int | None, ckpt: Path | None) -> FloatingPointError:
+    """The one-line error for a non-finite training loss at ``step``; ``when`` says when it was found."""
+    last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
+    return FloatingPointError(
+        f"training loss became {value} at step {step} ({when}){last}: lower lr, or check the input for NaN / huge "
+        "values"
+    )
+
+
 class _LossLog:
     """The loss history and the progress bar, fed one step at a time. ``every`` = 1 (the CPU, or a caller that
     wants ``on_step``): each loss is read as it is computed and checked before its update. ``every`` > 1 (CUDA):
@@ -338,11 +347,7 @@ class _LossLog:
             return loss.detach()
         value = float(loss.detach())
         if not math.isfinite(value):  # before the update: the weights, the EMA and the last checkpoint stay good
-            last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
-            raise FloatingPointError(
-                f"training loss became {value} at step {step} (not applied){last}: lower lr, or check the input "
-                "for NaN / huge values"
-            )
+            raise _non_finite(value, step, "not applied", saved_step, ckpt)
         return value
 
     def record(self, step: int, value: float | torch.Tensor) -> None:
@@ -362,12 +367,11 @@ class _LossLog:
         self.pending = []
         for step, value in zip(steps, values, strict=True):
             if not math.isfinite(value):
-                last = f"; the checkpoint (step {saved_step}) is intact" if ckpt is not None and saved_step else ""
-                raise FloatingPointError(
-                    f"training loss became {value} at step {step} (found at step {steps[-1]}: on CUDA the loss is "
-                    f"read every {self.every} steps, and this fit's weights are discarded){last}: lower lr, or check "
-                    "the input for NaN / huge values"
+                when = (
+                    f"found at step {steps[-1]}: on CUDA the loss is read every {self.every} steps, and this fit's "
+                    "weights are discarded"
                 )
+                raise _non_finite(value, step, when, saved_step, ckpt)
             self._append(step, value)
 
     def _append(self, step: int, value: float) -> None:
