@@ -12,6 +12,8 @@ needs are learnt from the training maps. Reports per fit the excluded share of t
 (``clean_mask_``), the share of the training set's defect points among them, and per variant the pixel AUROC /
 AUPRC and the sample AUROC (of the detector's ``score_maps``). Each fit's rows are cached as
 ``--out/<cell key>.json`` with its variants, so a rerun with more variants refits nothing it has already scored.
+``--save-models DIR`` also keeps each fitted diffusion model as ``DIR/<cell key>.pt`` (for
+``benchmarks/structure_choice.py``); a variant ``map_structure=auto`` records what it chose.
 """
 
 from __future__ import annotations
@@ -58,7 +60,16 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.replace(";", "\n").splitlines() if t.strip()]
 
 
-def run_fit(dataset: str, method: str, contamination: float, seed: int, preset: str, variants: list[str], out: Path):
+def run_fit(
+    dataset: str,
+    method: str,
+    contamination: float,
+    seed: int,
+    preset: str,
+    variants: list[str],
+    out: Path,
+    models: Path | None = None,
+):
     cell = Cell(dataset, method, contamination, seed, preset)
     path = out / f"{cell.key()}.json"
     record = json.loads(path.read_text()) if path.exists() else None
@@ -78,6 +89,9 @@ def run_fit(dataset: str, method: str, contamination: float, seed: int, preset: 
     if record is None:
         record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "variants": {}}
     record["fit_s"] = round(fit_s, 1)
+    if models is not None and diffusion:  # to study scoring choices later without refitting
+        models.mkdir(parents=True, exist_ok=True)
+        det.save(models / f"{cell.key()}.pt")
     mask = getattr(det, "clean_mask_", None)
     if mask is not None:
         mask = mask.reshape(data.train_mask.shape)
@@ -105,6 +119,9 @@ def run_fit(dataset: str, method: str, contamination: float, seed: int, preset: 
             "sample_auroc": round(sample_auroc(scores, data.test_label), 4),
             "score_s": round(time.perf_counter() - t, 1),
         }
+        if diffusion and det.map_structure == "auto":  # what the label-free choice picked, and its figures
+            record["variants"][variant]["map_structure_"] = det.map_structure_
+            record["variants"][variant]["auto_auroc"] = [round(float(a), 4) for a in det.map_structure_scores_]
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
     return record
 
@@ -118,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="robust")
     p.add_argument("--out", default="results/generalise/fits")
+    p.add_argument("--save-models", default=None, help="also save each fitted diffusion model here (<cell key>.pt)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # as the harness's workers: identical floating-point results
     fits, variants = _split(args.fits), _split(args.variants)
@@ -127,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         parse_variant(v)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    models = None if args.save_models is None else Path(args.save_models)
     print(
         "| dataset | contamination | fit | excluded (normal / defect pts) | variant | pixel AUROC | pixel AUPRC "
         "| sample AUROC |",
@@ -136,15 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in _split(args.datasets.replace(",", ";")):
         for c in [float(x) for x in args.contamination.split(",")]:
             for f in fits:
-                r = run_fit(dataset, f, c, args.seed, args.preset, variants, out)
+                r = run_fit(dataset, f, c, args.seed, args.preset, variants, out, models)
                 exc = "—"
                 if "excluded" in r:
                     rec = r.get("defect_recall")
                     exc = f"{r['excluded']:.2f} ({r['normal_excluded']:.2f} / {'—' if rec is None else f'{rec:.2f}'})"
                 for v in variants:
                     m = r["variants"][v]
+                    chosen = f" → {m['map_structure_']} {m['auto_auroc']}" if "map_structure_" in m else ""
                     print(
-                        f"| {dataset} | {c:g} | {f} | {exc} | {v} | {m['pixel_auroc']:.3f} | "
+                        f"| {dataset} | {c:g} | {f} | {exc} | {v}{chosen} | {m['pixel_auroc']:.3f} | "
                         f"{m['pixel_auprc']:.3f} | {m['sample_auroc']:.3f} |",
                         flush=True,
                     )

@@ -41,6 +41,7 @@ from .maps import (
 )
 from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
+from .synthetic import choose_by_injection, inject_defects
 from .training import TrainConfig, TrainResult, autocast, train
 
 __all__ = ["RobustDiffusion", "channel_center_scale"]
@@ -48,7 +49,10 @@ __all__ = ["RobustDiffusion", "channel_center_scale"]
 FORMAT_VERSION = 2
 MAP_NORMALIZATIONS = ("none", "position")
 # Offsets that keep the random streams of initialisation, training and scoring apart for one random_state.
-_TRAIN_STREAM, _SCORE_STREAM = 1, 2
+_TRAIN_STREAM, _SCORE_STREAM, _AUTO_STREAM = 1, 2, 3
+# map_structure="auto": training samples given synthetic defects; "bulk" replaces "none" only when the
+# reconstruction map ranks those defects below AUTO_BLIND pixel AUROC and "bulk" ranks them AUTO_MARGIN higher
+AUTO_SAMPLES, AUTO_BLIND, AUTO_MARGIN = 64, 0.6, 0.05
 
 
 def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +161,11 @@ class RobustDiffusion(BaseDetector):
     map_structure: ``"none"``; ``"recon"``: add the local-structure error ``|E(x) - E(x̂)|`` (``E`` = log local
         standard deviation, :mod:`rddpm_signals.maps`); ``"bulk"``: add ``|z|`` of ``E(x)`` against the training
         samples at the same position (sees texture that is missing even where ``x̂`` copies ``x``). Either is
-        divided by its training median and averaged with the (normalised) reconstruction map.
+        divided by its training median and averaged with the (normalised) reconstruction map. ``"auto"``: chosen at the
+        end of ``fit`` without labels from synthetic local defects (bumps, missing detail, noise, gain changes;
+        :mod:`rddpm_signals.synthetic`) written into training samples: ``"bulk"`` where the reconstruction map is
+        nearly blind to them (pixel AUROC < 0.6, textures and spectrograms) and ``"bulk"`` finds them clearly
+        better (+0.05), else ``"none"``; the choice is ``map_structure_``, the two AUROCs ``map_structure_scores_``.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
@@ -521,46 +529,90 @@ class RobustDiffusion(BaseDetector):
         finally:
             self.t0 = saved
 
-    def _map_parts(self, Z: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray | None]:
-        """The raw ``|z - ẑ|`` map at each depth of :meth:`_t0s` and the structure map (or ``None``)."""
-        parts, structure = [], []
+    def _structure(self) -> str:
+        """The map structure in use: ``map_structure``, or with ``"auto"`` the one chosen at fit."""
+        if self.map_structure != "auto":
+            return self.map_structure
+        check_fitted(self, "map_structure_")
+        return self.map_structure_
+
+    def _map_parts(self, Z: torch.Tensor, structure: str | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The raw ``|z - ẑ|`` map at each depth of :meth:`_t0s` and the structure map (or ``None``);
+        ``structure`` overrides :meth:`_structure`."""
+        structure = self._structure() if structure is None else structure
+        parts, structures = [], []
         for t0 in self._t0s():
             with self._at_t0(t0):
                 raw, recon = self._raw_maps(Z, self.net_)
             parts.append(raw)
-            if self.map_structure == "recon":
-                structure.append(structure_error(Z.numpy(), recon.numpy(), max(self.map_smoothing, 1.0)))
-        if self.map_structure == "recon":
-            return parts, np.mean(np.stack(structure), axis=0)
-        if self.map_structure == "bulk":
+            if structure == "recon":
+                structures.append(structure_error(Z.numpy(), recon.numpy(), max(self.map_smoothing, 1.0)))
+        if structure == "recon":
+            return parts, np.mean(np.stack(structures), axis=0)
+        if structure == "bulk":
             ref = EnergyReference(max(self.map_smoothing, 1.0))
-            ref.normalizer_ = PositionNormalizer()
+            ref.normalizer_ = PositionNormalizer("map_structure='bulk'", "map_structure='none'")
             ref.normalizer_.center_, ref.normalizer_.scale_ = self.energy_center_, self.energy_scale_
             return parts, ref.error(Z.numpy())
         return parts, None
 
-    def _scoring_maps(self, Z: torch.Tensor) -> np.ndarray:
+    def _scoring_maps(self, Z: torch.Tensor, structure: str | None = None) -> np.ndarray:
         """Raw (unsmoothed) maps ``(N, …grid)`` with the multi-t0 and structure options; plain ``|z - ẑ|`` when
-        they are off."""
-        if not (len(self._t0s()) > 1 or self.map_structure != "none"):
+        they are off. ``structure`` overrides :meth:`_structure`."""
+        structure = self._structure() if structure is None else structure
+        if not (len(self._t0s()) > 1 or structure != "none"):
             return self._raw_maps(Z, self.net_)[0]
-        parts, structure = self._map_parts(Z)
-        maps = combine_maps(parts, None if len(parts) == 1 and structure is None else self.map_t0_scale_)
-        if structure is not None:
-            maps = 0.5 * (maps + structure / max(float(self.structure_scale_), 1e-12))
+        return self._combine(*self._map_parts(Z, structure))
+
+    def _combine(self, parts: list[np.ndarray], structure_map: np.ndarray | None) -> np.ndarray:
+        """One map from the per-depth maps and the structure map of :meth:`_map_parts`."""
+        maps = combine_maps(parts, None if len(parts) == 1 and structure_map is None else self.map_t0_scale_)
+        if structure_map is not None:
+            maps = 0.5 * (maps + structure_map / max(float(self.structure_scale_), 1e-12))
         return maps
+
+    def _fit_structure_reference(self, data: torch.Tensor, structure: str) -> None:
+        """The local-energy reference and the training-map scales that ``structure`` needs."""
+        if structure == "bulk":
+            ref = EnergyReference(max(self.map_smoothing, 1.0)).fit(data.numpy())
+            self.energy_center_, self.energy_scale_ = ref.normalizer_.center_, ref.normalizer_.scale_
+        if len(self._t0s()) > 1 or structure != "none":
+            parts, structure_map = self._map_parts(data, structure)
+            self.map_t0_scale_ = np.array([max(float(np.median(p)), 1e-12) for p in parts])
+            if structure_map is not None:
+                self.structure_scale_ = np.asarray(max(float(np.median(structure_map)), 1e-12))
+
+    def _choose_structure(self, data: torch.Tensor) -> str:
+        """``map_structure="auto"``: ``"none"`` or ``"bulk"``, whichever ranks synthetic local defects written into
+        up to ``AUTO_SAMPLES`` training samples higher (:mod:`rddpm_signals.synthetic`). ``"bulk"`` is chosen
+        only where the reconstruction map is nearly blind to them (pixel AUROC below ``AUTO_BLIND``) and it does
+        more than ``AUTO_MARGIN`` better: where the reconstruction works, averaging the energy z-score in dilutes
+        it (forging, rolling). Sets ``map_structure_scores_`` (the two figures)."""
+        rng = np.random.default_rng(_seed(self.random_state, _AUTO_STREAM))
+        pick = np.sort(rng.permutation(len(data))[:AUTO_SAMPLES])
+        injected, mask, kind = inject_defects(data[pick].numpy(), rng)
+        injected = torch.from_numpy(injected.astype(np.float32))
+        self._fit_structure_reference(data, "bulk")  # both candidates' references, from the training data
+        parts, structure_map = self._map_parts(injected, "bulk")  # one reconstruction serves both candidates
+        candidates = {"none": (parts, None), "bulk": (parts, structure_map)}
+
+        def maps_of(structure: str) -> np.ndarray:
+            return smooth_maps(self._combine(*candidates[structure]), self.map_smoothing)
+
+        choice, figures = choose_by_injection(("none", "bulk"), maps_of, mask, kind, AUTO_MARGIN, AUTO_BLIND)
+        self.map_structure_scores_ = figures
+        return choice
 
     def _fit_scoring_reference(self, data: torch.Tensor) -> None:
         """Learn, from the training maps, the scales of the multi-t0 / structure maps, the local-energy reference,
-        the position normalisation and the whole-sample score's reference."""
-        if self.map_structure == "bulk":
-            ref = EnergyReference(max(self.map_smoothing, 1.0)).fit(data.numpy())
-            self.energy_center_, self.energy_scale_ = ref.normalizer_.center_, ref.normalizer_.scale_
-        if len(self._t0s()) > 1 or self.map_structure != "none":
-            parts, structure = self._map_parts(data)
-            self.map_t0_scale_ = np.array([max(float(np.median(p)), 1e-12) for p in parts])
-            if structure is not None:
-                self.structure_scale_ = np.asarray(max(float(np.median(structure)), 1e-12))
+        the position normalisation and the whole-sample score's reference (with ``map_structure="auto"``, first
+        the structure itself)."""
+        if self.map_structure == "auto":
+            self.map_structure_ = self._choose_structure(data)  # fits the references of either choice
+        else:
+            self._fit_structure_reference(data, self.map_structure)
+        if self.map_normalization != "position" and self.score_mode != "features":
+            return
         train_raw = self._scoring_maps(data)
         if self.map_normalization == "position":
             self._fit_map_normalization(train_raw)
@@ -612,7 +664,8 @@ class RobustDiffusion(BaseDetector):
     _FITTED_ARRAYS = ("center_", "scale_", "loss_history_", "map_center_", "map_scale_", "clean_mask_")
     # learnt only when the map_t0s / map_structure / score_mode options are on
     _FITTED_ARRAYS += ("map_t0_scale_", "structure_scale_", "energy_center_", "energy_scale_")
-    _FITTED_ARRAYS += ("sample_location_", "sample_precision_")
+    _FITTED_ARRAYS += ("sample_location_", "sample_precision_", "map_structure_scores_")
+    _FITTED_CHOICES = ("map_structure_",)  # fitted strings (map_structure="auto")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters, EMA weights, normalisations, ``dims_`` and fitted arrays to ``path`` (atomically)."""
@@ -627,6 +680,7 @@ class RobustDiffusion(BaseDetector):
                 "n_channels": self.n_channels_,
                 "dims": self.dims_,
                 "arrays": arrays,
+                "choices": {k: getattr(self, k) for k in self._FITTED_CHOICES if hasattr(self, k)},
             },
             path,
         )
@@ -652,6 +706,9 @@ class RobustDiffusion(BaseDetector):
         det = cls(**params)
         for name, value in state["arrays"].items():
             setattr(det, name, value.numpy())
+        for name, value in state.get("choices", {}).items():
+            if name in cls._FITTED_CHOICES and isinstance(value, str):
+                setattr(det, name, value)
         det.n_channels_ = int(state["n_channels"])
         det.dims_ = _saved_dims(state, path)
         det.device_ = resolve_device(det.device)

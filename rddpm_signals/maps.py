@@ -32,7 +32,7 @@ __all__ = [
     "SCORE_MODES",
 ]
 
-MAP_STRUCTURES = ("none", "recon", "bulk")
+MAP_STRUCTURES = ("none", "recon", "bulk", "auto")
 SCORE_MODES = ("quantile", "mean", "features")
 
 
@@ -59,6 +59,10 @@ def structure_error(x: np.ndarray, x_hat: np.ndarray, sigma: float = 2.0) -> np.
     return np.abs(local_energy(x, sigma) - local_energy(x_hat, sigma))
 
 
+def _energy_normalizer() -> PositionNormalizer:
+    return PositionNormalizer("map_structure='bulk'", "map_structure='none'")
+
+
 class EnergyReference:
     """Robust per-position reference (median / MAD over training samples) of :func:`local_energy`; ``error(x)``
     is the absolute robust z-score of a sample's local energy ``(N, …grid)``: texture missing (or added) where the
@@ -68,7 +72,7 @@ class EnergyReference:
         self.sigma = sigma
 
     def fit(self, x: np.ndarray) -> EnergyReference:
-        self.normalizer_ = PositionNormalizer().fit(local_energy(x, self.sigma))
+        self.normalizer_ = _energy_normalizer().fit(local_energy(x, self.sigma))
         return self
 
     def error(self, x: np.ndarray) -> np.ndarray:

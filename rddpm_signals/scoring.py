@@ -162,6 +162,9 @@ class PositionNormalizer:
     that are always reconstructed perfectly do not blow up.
     """
 
+    def __init__(self, option: str = "map_normalization='position'", off: str = "map_normalization='none'"):
+        self.option, self.off = option, off  # named in the error for a sample off the training grid
+
     def fit(self, maps: np.ndarray) -> PositionNormalizer:
         maps = np.asarray(maps, dtype=np.float64)
         self.center_ = np.median(maps, axis=0)
@@ -174,7 +177,7 @@ class PositionNormalizer:
         maps = np.asarray(maps, dtype=np.float64)
         if maps.shape[1:] != self.center_.shape:
             raise ValueError(
-                f"map_normalization='position' was fitted on a {self.center_.shape} grid, got {maps.shape[1:]}: "
-                "score samples of the training size or use map_normalization='none'"
+                f"{self.option} was fitted on a {self.center_.shape} grid, got {maps.shape[1:]}: "
+                f"score samples of the training size or use {self.off}"
             )
         return (maps - self.center_) / self.scale_

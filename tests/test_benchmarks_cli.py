@@ -28,6 +28,7 @@ streaming = _load("streaming")
 generalise = _load("generalise")
 generalise_table = _load("generalise_table")
 trim_profile = _load("trim_profile")
+structure_choice = _load("structure_choice")
 
 
 def test_interval_metrics_hand_made():
@@ -199,3 +200,22 @@ def test_trim_profile_counts_what_each_loss_drops():
     assert share == pytest.approx(3 / 16)  # LTS keeps ceil(0.8 · 16) = 13 of each batch of 16
     _, none, zero = trim_profile.trim_profile("forging", "ddpm", 0.0, 0, "quick", 4)
     assert zero == 0.0 and none.sum() == 0.0
+
+
+def test_structure_choice_reruns_the_detectors_own_choice_on_saved_models(tmp_path, capsys):
+    """generalise --save-models keeps each diffusion fit; structure_choice runs map_structure="auto" on it and sets
+    the choice beside the cached test AUROCs of both maps."""
+    fits, models, out = tmp_path / "fits", tmp_path / "models", tmp_path / "out"
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
+    argv += ["--variants", "base;map_structure=bulk", "--out", str(fits), "--save-models", str(models)]
+    assert generalise.main(argv) == 0
+    (model,) = models.glob("*.pt")
+    record = json.loads((fits / f"{model.stem}.json").read_text())["variants"]
+    assert structure_choice.main(["--models", str(models), "--fits", str(fits), "--out", str(out)]) == 0
+    (row,) = csv.DictReader((out / "choice.csv").open())
+    assert row["choice"] in ("none", "bulk") and row["dataset"] == "forging"
+    chosen = record["map_structure=bulk" if row["choice"] == "bulk" else "base"]["pixel_auroc"]
+    assert float(row["test_chosen"]) == chosen
+    none, bulk = float(row["injected_none"]), float(row["injected_bulk"])
+    assert row["choice"] == ("bulk" if none < 0.6 and bulk > none + 0.05 else "none")
+    assert "| forging |" in capsys.readouterr().out

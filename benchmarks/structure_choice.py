@@ -1,0 +1,116 @@
+"""Does ``map_structure="auto"`` pick the better map without labels? For every model that
+``benchmarks/generalise.py --save-models DIR`` saved, run the detector's own label-free choice (synthetic defects
+written into its training samples, :mod:`rddpm_signals.synthetic`) and set it against the test-set pixel AUROC of
+both candidates that the same fit's cached rows hold (variants ``base`` = ``none`` and ``map_structure=bulk``).
+
+    python benchmarks/generalise.py --datasets grass --contamination 0.2 --fits rddpm \\
+        --variants 'base;map_structure=bulk;map_structure=none' --save-models results/generalise/models
+    python benchmarks/structure_choice.py --models results/generalise/models --fits results/generalise/fits \\
+        --out results/structure_choice
+
+Prints one row per model and writes ``choice.md`` / ``choice.csv`` in ``--out``. ``regret`` = the better
+candidate's test AUROC minus the chosen one's (0 = the right choice, or a tie); the last two columns are
+the candidates' test pixel AUPRC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rddpm_signals import RobustDiffusion  # noqa: E402
+from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals.harness import PRESETS  # noqa: E402
+from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
+
+COLUMNS = [
+    "dataset",
+    "contamination",
+    "seed",
+    "method",
+    "injected_none",
+    "injected_bulk",
+    "choice",
+    "test_none",
+    "test_bulk",
+    "test_chosen",
+    "regret",
+    "auprc_none",
+    "auprc_bulk",
+]
+
+
+def _cell_of(record: dict, key: str) -> Cell:
+    for preset in PRESETS:
+        cell = Cell(record["dataset"], record["method"], record["contamination"], record["seed"], preset)
+        if cell.key() == key:
+            return cell
+    raise ValueError(f"no preset reproduces the cell key {key}: was the model saved by another version?")
+
+
+def choose(model: Path, fits: Path) -> dict | None:
+    """The label-free choice for one saved model, with the cached test AUROCs; ``None`` when its fit lacks the
+    two variants or was not fitted with ``map_structure="none"``."""
+    record = json.loads((fits / f"{model.stem}.json").read_text())
+    variants = record["variants"]
+    det = RobustDiffusion.load(model, device="cpu")
+    if det.map_structure != "none" or not {"base", "map_structure=bulk"} <= set(variants):
+        return None
+    data = load_cell_data(_cell_of(record, model.stem).resolved())
+    det.set_params(map_structure="auto")
+    det._fit_scoring_reference(det._normalise(data.train_x))
+    none, bulk = variants["base"]["pixel_auroc"], variants["map_structure=bulk"]["pixel_auroc"]
+    chosen = bulk if det.map_structure_ == "bulk" else none
+    return {
+        "dataset": record["dataset"],
+        "contamination": record["contamination"],
+        "seed": record["seed"],
+        "method": record["method"],
+        "injected_none": round(float(det.map_structure_scores_[0]), 4),
+        "injected_bulk": round(float(det.map_structure_scores_[1]), 4),
+        "choice": det.map_structure_,
+        "test_none": none,
+        "test_bulk": bulk,
+        "test_chosen": chosen,
+        "regret": round(max(none, bulk) - chosen, 4),
+        "auprc_none": variants["base"]["pixel_auprc"],
+        "auprc_bulk": variants["map_structure=bulk"]["pixel_auprc"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="results/generalise/models")
+    p.add_argument("--fits", default="results/generalise/fits")
+    p.add_argument("--out", default="results/structure_choice")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    models = sorted(Path(args.models).glob("*.pt"))
+    if not models:
+        raise SystemExit(f"no saved models in {args.models!r}: run benchmarks/generalise.py with --save-models")
+    rows = [r for r in (choose(m, Path(args.fits)) for m in models) if r is not None]
+    rows.sort(key=lambda r: (r["dataset"], r["contamination"], r["seed"], r["method"]))
+    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
+    lines = [header] + ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    print("\n".join(lines), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "choice.md", "\n".join(lines) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "choice.csv", buffer.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
