@@ -209,17 +209,24 @@ def test_image_folder_end_to_end(tmp_path):
     assert len(list((tmp_path / "rep").glob("*.png"))) == 2
 
 
-def test_spectrogram_adapter_end_to_end(tmp_path):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "sound"
+SPECTROGRAM = ["--adapter", "spectrogram", "--n-fft", "256", "--hop-length", "128", "--n-mels", "16"]
+
+
+def hum_clips(folder: Path, seed: int) -> Path:
+    """Six one-second 4 kHz WAV clips of a 440 Hz hum in noise."""
+    rng = np.random.default_rng(seed)
     folder.mkdir()
     t = np.arange(4000) / 4000.0
     for i in range(6):
         hum = np.sin(2 * np.pi * 440 * t) + 0.1 * rng.normal(size=t.size)
         sf.write(folder / f"clip_{i}.wav", hum.astype(np.float32), 4000, subtype="FLOAT")
+    return folder
+
+
+def test_spectrogram_adapter_end_to_end(tmp_path):
+    folder = hum_clips(tmp_path / "sound", 0)
     model, result = tmp_path / "m.model", tmp_path / "r.nc"
-    spec = ["--adapter", "spectrogram", "--n-fft", "256", "--hop-length", "128", "--n-mels", "16"]
-    proc = cli("fit", str(folder), *spec, "--out", str(model), *TINY)
+    proc = cli("fit", str(folder), *SPECTROGRAM, "--out", str(model), *TINY)
     assert proc.returncode == 0, proc.stderr
     assert cli("score", str(model), str(folder), "--out", str(result), "--quiet").returncode == 0
     table = xr.open_dataset(result)
@@ -233,17 +240,10 @@ def test_a_label_free_map_choice_travels_in_the_model_file(tmp_path):
     """``map_structure=auto`` through the CLI: the choice made at fit is stored with the model and used by score."""
     from rddpm_signals.model import AnomalyModel
 
-    rng = np.random.default_rng(1)
-    folder = tmp_path / "sound"
-    folder.mkdir()
-    t = np.arange(4000) / 4000.0
-    for i in range(6):
-        hum = np.sin(2 * np.pi * 440 * t) + 0.1 * rng.normal(size=t.size)
-        sf.write(folder / f"clip_{i}.wav", hum.astype(np.float32), 4000, subtype="FLOAT")
+    folder = hum_clips(tmp_path / "sound", 1)
     model, result = tmp_path / "m.model", tmp_path / "r.nc"
-    spec = ["--adapter", "spectrogram", "--n-fft", "256", "--hop-length", "128", "--n-mels", "16"]
     tiny = [a if a != TINY[1] else TINY[1] + ",map_structure=auto" for a in TINY]
-    proc = cli("fit", str(folder), *spec, "--out", str(model), *tiny)
+    proc = cli("fit", str(folder), *SPECTROGRAM, "--out", str(model), *tiny)
     assert proc.returncode == 0, proc.stderr
     det = AnomalyModel.load(model).detector_
     assert det.map_structure == "auto" and det.map_structure_ in ("none", "bulk")
