@@ -10,7 +10,8 @@ both candidates that the same fit's cached rows hold (variants ``base`` = ``none
 
 Prints one row per model and writes ``choice.md`` / ``choice.csv`` in ``--out``. ``regret`` = the better
 candidate's test AUROC minus the chosen one's (0 = the right choice, or a tie); the last two columns are
-the candidates' test pixel AUPRC.
+the candidates' test pixel AUPRC; ``choice_s`` is the time the choice takes (what ``auto`` adds to a fit, one
+torch thread) beside the fit's own ``fit_s``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import csv
 import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -45,6 +47,8 @@ COLUMNS = [
     "regret",
     "auprc_none",
     "auprc_bulk",
+    "choice_s",
+    "fit_s",
 ]
 
 
@@ -66,7 +70,9 @@ def choose(model: Path, fits: Path) -> dict | None:
         return None
     data = load_cell_data(_cell_of(record, model.stem).resolved())
     det.set_params(map_structure="auto")
-    det._fit_scoring_reference(det._normalise(data.train_x))
+    start = time.perf_counter()
+    det._fit_scoring_reference(det._normalise(data.train_x))  # what map_structure="auto" adds to a fit
+    choice_s = time.perf_counter() - start
     none, bulk = variants["base"]["pixel_auroc"], variants["map_structure=bulk"]["pixel_auroc"]
     chosen = bulk if det.map_structure_ == "bulk" else none
     return {
@@ -83,6 +89,8 @@ def choose(model: Path, fits: Path) -> dict | None:
         "regret": round(max(none, bulk) - chosen, 4),
         "auprc_none": variants["base"]["pixel_auprc"],
         "auprc_bulk": variants["map_structure=bulk"]["pixel_auprc"],
+        "choice_s": round(choice_s, 1),
+        "fit_s": record.get("fit_s"),
     }
 
 
