@@ -550,9 +550,7 @@ class RobustDiffusion(BaseDetector):
         if structure == "recon":
             return parts, np.mean(np.stack(structures), axis=0)
         if structure == "bulk":
-            ref = EnergyReference(max(self.map_smoothing, 1.0))
-            ref.normalizer_ = PositionNormalizer("map_structure='bulk'", "map_structure='none'")
-            ref.normalizer_.center_, ref.normalizer_.scale_ = self.energy_center_, self.energy_scale_
+            ref = EnergyReference.fitted(max(self.map_smoothing, 1.0), self.energy_center_, self.energy_scale_)
             return parts, ref.error(Z.numpy())
         return parts, None
 

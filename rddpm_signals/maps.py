@@ -75,6 +75,14 @@ class EnergyReference:
         self.normalizer_ = _energy_normalizer().fit(local_energy(x, self.sigma))
         return self
 
+    @classmethod
+    def fitted(cls, sigma: float, center: np.ndarray, scale: np.ndarray) -> EnergyReference:
+        """A reference rebuilt from the ``center_`` / ``scale_`` (``(…grid)`` each) of an earlier :meth:`fit`."""
+        ref = cls(sigma)
+        ref.normalizer_ = _energy_normalizer()
+        ref.normalizer_.center_, ref.normalizer_.scale_ = center, scale
+        return ref
+
     def error(self, x: np.ndarray) -> np.ndarray:
         return np.abs(self.normalizer_.transform(local_energy(x, self.sigma)))
 
