@@ -8,7 +8,9 @@ both candidates that the same fit's cached rows hold (variants ``base`` = ``none
     python benchmarks/structure_choice.py --models results/generalise/models --fits results/generalise/fits \\
         --out results/structure_choice
 
-Prints one row per model and writes ``choice.md`` / ``choice.csv`` in ``--out``. ``regret`` = the better
+Prints one row per model and writes ``choice.md`` / ``choice.csv`` in ``--out``. ``tail_none`` / ``tail_texture``
+are the shares of training samples each map singles out (scores beyond 3 robust SDs); ``v2`` is the choice the
+injected figures alone would make, ``choice`` the detector's (v2 and a larger texture tail). ``regret`` = the better
 candidate's test AUROC minus the chosen one's (0 = the right choice, or a tie); the last two columns are
 the candidates' test pixel AUPRC; ``choice_s`` is the time the choice takes (what ``auto`` adds to a fit, one
 torch thread) beside the fit's own ``fit_s``.
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals.detector import AUTO_BLIND, AUTO_MARGIN  # noqa: E402
 from rddpm_signals.harness import PRESETS  # noqa: E402
 from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
 
@@ -40,6 +43,9 @@ COLUMNS = [
     "method",
     "injected_none",
     "injected_bulk",
+    "tail_none",
+    "tail_texture",
+    "v2",
     "choice",
     "test_none",
     "test_bulk",
@@ -58,6 +64,12 @@ def _cell_of(record: dict, key: str) -> Cell:
         if cell.key() == key:
             return cell
     raise ValueError(f"no preset reproduces the cell key {key}: was the model saved by another version?")
+
+
+def _injection_only(figures) -> str:
+    """The choice of rule v2 (before the training-tail condition): the injected figures alone."""
+    none, bulk = float(figures[0]), float(figures[1])
+    return "bulk" if none < AUTO_BLIND and bulk > none + AUTO_MARGIN else "none"
 
 
 def choose(model: Path, fits: Path) -> dict | None:
@@ -82,6 +94,9 @@ def choose(model: Path, fits: Path) -> dict | None:
         "method": record["method"],
         "injected_none": round(float(det.map_structure_scores_[0]), 4),
         "injected_bulk": round(float(det.map_structure_scores_[1]), 4),
+        "tail_none": round(float(det.map_structure_scores_[2]), 4),
+        "tail_texture": round(float(det.map_structure_scores_[3]), 4),
+        "v2": _injection_only(det.map_structure_scores_),
         "choice": det.map_structure_,
         "test_none": none,
         "test_bulk": bulk,

@@ -41,7 +41,7 @@ from .maps import (
 )
 from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
-from .synthetic import choose_by_injection, inject_defects
+from .synthetic import choose_by_injection, inject_defects, outlier_share
 from .training import TrainConfig, TrainResult, autocast, train
 
 __all__ = ["RobustDiffusion", "channel_center_scale"]
@@ -51,8 +51,9 @@ MAP_NORMALIZATIONS = ("none", "position")
 # Offsets that keep the random streams of initialisation, training and scoring apart for one random_state.
 _TRAIN_STREAM, _SCORE_STREAM, _AUTO_STREAM = 1, 2, 3
 # map_structure="auto": training samples given synthetic defects; "bulk" replaces "none" only when the
-# reconstruction map ranks those defects below AUTO_BLIND pixel AUROC and "bulk" ranks them AUTO_MARGIN higher
-AUTO_SAMPLES, AUTO_BLIND, AUTO_MARGIN = 64, 0.6, 0.05
+# reconstruction map ranks those defects below AUTO_BLIND pixel AUROC, "bulk" ranks them AUTO_MARGIN higher, and the
+# texture map singles out more training samples (scores beyond AUTO_TAIL_K robust SDs) than the reconstruction map
+AUTO_SAMPLES, AUTO_BLIND, AUTO_MARGIN, AUTO_TAIL_K = 64, 0.6, 0.05, 3.0
 
 
 def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +165,10 @@ class RobustDiffusion(BaseDetector):
         divided by its training median and averaged with the (normalised) reconstruction map. ``"auto"``: chosen at the
         end of ``fit`` without labels from synthetic local defects (bumps, missing detail, noise, gain changes;
         :mod:`rddpm_signals.synthetic`) written into training samples: ``"bulk"`` where the reconstruction map is
-        nearly blind to them (pixel AUROC < 0.6, textures and spectrograms) and ``"bulk"`` finds them clearly
-        better (+0.05), else ``"none"``; the choice is ``map_structure_``, the two AUROCs ``map_structure_scores_``.
+        nearly blind to them (pixel AUROC < 0.6, textures and spectrograms), ``"bulk"`` finds them clearly
+        better (+0.05) and the texture map alone singles out more training samples (the training set's own
+        defects) than the reconstruction map, else ``"none"``; the choice is ``map_structure_``, the figures
+        (two AUROCs, two outlier shares) ``map_structure_scores_``.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
@@ -569,28 +572,36 @@ class RobustDiffusion(BaseDetector):
             maps = 0.5 * (maps + structure_map / max(float(self.structure_scale_), 1e-12))
         return maps
 
-    def _fit_structure_reference(self, data: torch.Tensor, structure: str) -> None:
-        """The local-energy reference and the training-map scales that ``structure`` needs."""
+    def _fit_structure_reference(
+        self, data: torch.Tensor, structure: str
+    ) -> tuple[list[np.ndarray], np.ndarray | None] | None:
+        """The local-energy reference and the training-map scales that ``structure`` needs; returns the training
+        maps it computed for them (:meth:`_map_parts` of ``data``), or ``None`` when it needed none."""
         if structure == "bulk":
             ref = EnergyReference(max(self.map_smoothing, 1.0)).fit(data.numpy())
             self.energy_center_, self.energy_scale_ = ref.normalizer_.center_, ref.normalizer_.scale_
-        if len(self._t0s()) > 1 or structure != "none":
-            parts, structure_map = self._map_parts(data, structure)
-            self.map_t0_scale_ = np.array([max(float(np.median(p)), 1e-12) for p in parts])
-            if structure_map is not None:
-                self.structure_scale_ = np.asarray(max(float(np.median(structure_map)), 1e-12))
+        if not (len(self._t0s()) > 1 or structure != "none"):
+            return None
+        parts, structure_map = self._map_parts(data, structure)
+        self.map_t0_scale_ = np.array([max(float(np.median(p)), 1e-12) for p in parts])
+        if structure_map is not None:
+            self.structure_scale_ = np.asarray(max(float(np.median(structure_map)), 1e-12))
+        return parts, structure_map
 
     def _choose_structure(self, data: torch.Tensor) -> str:
-        """``map_structure="auto"``: ``"none"`` or ``"bulk"``, whichever ranks synthetic local defects written into
-        up to ``AUTO_SAMPLES`` training samples higher (:mod:`rddpm_signals.synthetic`). ``"bulk"`` is chosen
-        only where the reconstruction map is nearly blind to them (pixel AUROC below ``AUTO_BLIND``) and it does
-        more than ``AUTO_MARGIN`` better: where the reconstruction works, averaging the energy z-score in dilutes
-        it (forging, rolling). Sets ``map_structure_scores_`` (the two figures)."""
+        """``map_structure="auto"``: ``"none"`` or ``"bulk"``, without labels. Synthetic local defects are written
+        into up to ``AUTO_SAMPLES`` training samples (:mod:`rddpm_signals.synthetic`); ``"bulk"`` is chosen only
+        where the reconstruction map is nearly blind to them (pixel AUROC below ``AUTO_BLIND``), ``"bulk"`` ranks
+        them more than ``AUTO_MARGIN`` higher, and the texture map alone singles out a larger share of the
+        training samples themselves (scores beyond ``AUTO_TAIL_K`` robust SDs; the training set's own defects)
+        than the reconstruction map does. Where the reconstruction works, averaging the energy z-score in dilutes
+        it (forging, rolling, brick). Sets ``map_structure_scores_``: the two injected figures, then the two
+        training outlier shares (reconstruction, texture)."""
         rng = np.random.default_rng(_seed(self.random_state, _AUTO_STREAM))
         pick = np.sort(rng.permutation(len(data))[:AUTO_SAMPLES])
         injected, mask, kind = inject_defects(data[pick].numpy(), rng)
         injected = torch.from_numpy(injected.astype(np.float32))
-        self._fit_structure_reference(data, "bulk")  # both candidates' references, from the training data
+        train_parts, train_texture = self._fit_structure_reference(data, "bulk")  # both candidates' references
         parts, structure_map = self._map_parts(injected, "bulk")  # one reconstruction serves both candidates
         candidates = {"none": (parts, None), "bulk": (parts, structure_map)}
 
@@ -598,8 +609,12 @@ class RobustDiffusion(BaseDetector):
             return smooth_maps(self._combine(*candidates[structure]), self.map_smoothing)
 
         choice, figures = choose_by_injection(("none", "bulk"), maps_of, mask, kind, AUTO_MARGIN, AUTO_BLIND)
-        self.map_structure_scores_ = figures
-        return choice
+        tails = [
+            outlier_share(quantile_scores(smooth_maps(m, self.map_smoothing), self.score_quantile), AUTO_TAIL_K)
+            for m in (self._combine(train_parts, None), train_texture)
+        ]
+        self.map_structure_scores_ = np.concatenate([figures, tails])
+        return "bulk" if choice == "bulk" and tails[1] > tails[0] else "none"
 
     def _fit_scoring_reference(self, data: torch.Tensor) -> None:
         """Learn, from the training maps, the scales of the multi-t0 / structure maps, the local-energy reference,

@@ -27,7 +27,9 @@ from scipy.ndimage import gaussian_filter
 
 from .metrics import pixel_auroc
 
-__all__ = ["DEFECT_KINDS", "inject_defects", "choose_by_injection"]
+__all__ = ["DEFECT_KINDS", "inject_defects", "choose_by_injection", "outlier_share"]
+
+_MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4)
 
 DEFECT_KINDS = ("bump", "smooth", "noise", "gain")
 
@@ -120,3 +122,12 @@ def choose_by_injection(
     replace = figures[0] < blind and figures[best] > figures[0] + margin
     choice = candidates[best] if replace else candidates[0]
     return choice, figures
+
+
+def outlier_share(scores: np.ndarray, k: float = 3.0) -> float:
+    """Share of ``scores`` ``(N,)`` more than ``k`` robust standard deviations (1.4826 · MAD) above their median:
+    how many samples a map singles out from the bulk. 0 when the scores have no spread (MAD 0)."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    median = np.median(scores)
+    mad = np.median(np.abs(scores - median))
+    return float(np.mean(scores > median + k * _MAD_TO_SIGMA * mad)) if mad > 0 else 0.0

@@ -247,7 +247,7 @@ def test_a_label_free_map_choice_travels_in_the_model_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     det = AnomalyModel.load(model).detector_
     assert det.map_structure == "auto" and det.map_structure_ in ("none", "bulk")
-    assert det.map_structure_scores_.shape == (2,)
+    assert det.map_structure_scores_.shape == (4,)
     assert cli("score", str(model), str(folder), "--out", str(result), "--quiet").returncode == 0
     assert np.isfinite(xr.open_dataset(result)["score"].values).all()
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from helpers import TINY_1D
 from rddpm_signals import RobustDiffusion
-from rddpm_signals.synthetic import DEFECT_KINDS, choose_by_injection, inject_defects
+from rddpm_signals.synthetic import DEFECT_KINDS, choose_by_injection, inject_defects, outlier_share
 
 
 @settings(max_examples=25, deadline=None)
@@ -73,9 +73,9 @@ def test_the_choice_follows_the_figures_and_keeps_the_incumbent_within_the_margi
 def test_auto_structure_is_exactly_the_option_it_chose_and_survives_save_load(tmp_path):
     X = np.random.default_rng(3).normal(size=(24, 1, 32)).astype(np.float32)
     auto = RobustDiffusion(**TINY_1D, self_clean=False, map_structure="auto").fit(X)
-    assert auto.map_structure_ in ("none", "bulk") and auto.map_structure_scores_.shape == (2,)
-    none, bulk = auto.map_structure_scores_
-    wins = none < 0.6 and bulk > none + 0.05
+    assert auto.map_structure_ in ("none", "bulk") and auto.map_structure_scores_.shape == (4,)
+    none, bulk, tail_none, tail_texture = auto.map_structure_scores_
+    wins = none < 0.6 and bulk > none + 0.05 and tail_texture > tail_none
     assert auto.map_structure_ == ("bulk" if wins else "none")
     explicit = RobustDiffusion(**TINY_1D, self_clean=False, map_structure=auto.map_structure_).fit(X)
     assert np.array_equal(auto.anomaly_map(X), explicit.anomaly_map(X))
@@ -85,12 +85,44 @@ def test_auto_structure_is_exactly_the_option_it_chose_and_survives_save_load(tm
     assert np.array_equal(loaded.anomaly_map(X), auto.anomaly_map(X))
 
 
+def _noise_with_missing_detail(seed: int, n: int = 24, n_defective: int = 4) -> np.ndarray:
+    """White-noise "texture" ``(n, 1, 64)``; the first ``n_defective`` samples lose their detail on 16 points."""
+    X = np.random.default_rng(seed).normal(size=(n, 1, 64)).astype(np.float32)
+    X[:n_defective, :, 20:36] *= 0.05
+    return X
+
+
 def test_auto_picks_bulk_where_only_the_local_texture_tells_a_defect():
     """Textures: a patch whose detail is missing reconstructs as well as anything else, so |x - x̂| cannot rank
-    the injected 'smooth' defects and 'bulk' wins the injection test."""
+    the injected 'smooth' defects, 'bulk' wins the injection test, and the texture map singles out the training
+    samples that lost their detail."""
+    det = RobustDiffusion(**TINY_1D, self_clean=False, map_structure="auto").fit(_noise_with_missing_detail(4))
+    none, bulk, tail_none, tail_texture = det.map_structure_scores_
+    assert none < 0.6 and bulk > none + 0.05 and tail_texture > tail_none
+    assert det.map_structure_ == "bulk"
+
+
+def test_auto_keeps_the_reconstruction_map_when_the_texture_map_sees_no_training_sample_stand_out():
+    """The same texture without defects in the training set: the injection test alone would pick 'bulk', but
+    nothing in the training samples tells that the texture map sees the user's defects, so 'none' is kept."""
     X = np.random.default_rng(4).normal(size=(24, 1, 64)).astype(np.float32)
     det = RobustDiffusion(**TINY_1D, self_clean=False, map_structure="auto").fit(X)
-    assert det.map_structure_ == "bulk", det.map_structure_scores_
+    none, bulk, tail_none, tail_texture = det.map_structure_scores_
+    assert none < 0.6 and bulk > none + 0.05, "the injection test should favour bulk here"
+    assert tail_texture <= tail_none and det.map_structure_ == "none"
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(100, 400), st.floats(0.0, 0.3))
+@settings(max_examples=25, deadline=None)
+def test_outlier_share_counts_the_samples_beyond_k_robust_sds(seed, n, share):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=n)
+    n_out = int(share * n)
+    scores[:n_out] = 1e6  # far out, and too few to move the median / MAD much
+    assert outlier_share(scores, 3.0) >= n_out / n
+    assert outlier_share(scores, 3.0) <= n_out / n + 0.05
+    assert outlier_share(np.full(n, 2.0)) == 0.0
+    assert outlier_share(scores, 1e9) == 0.0
 
 
 def test_a_bulk_map_off_the_training_grid_is_a_clear_error():
