@@ -26,10 +26,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .metrics import pixel_auroc
+from .thresholds import mad_threshold
 
 __all__ = ["DEFECT_KINDS", "inject_defects", "choose_by_injection", "outlier_share"]
-
-_MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4)
 
 DEFECT_KINDS = ("bump", "smooth", "noise", "gain")
 
@@ -129,5 +128,6 @@ def outlier_share(scores: np.ndarray, k: float = 3.0) -> float:
     how many samples a map singles out from the bulk. 0 when the scores have no spread (MAD 0)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     median = np.median(scores)
-    mad = np.median(np.abs(scores - median))
-    return float(np.mean(scores > median + k * _MAD_TO_SIGMA * mad)) if mad > 0 else 0.0
+    if np.median(np.abs(scores - median)) == 0:
+        return 0.0
+    return float(np.mean(scores > mad_threshold(scores, k)))
