@@ -13,6 +13,7 @@ strings otherwise.
 ``rpca``        ``RPCA()``: principal component pursuit (low rank + sparse)
 ``ssd``         ``SSD()``: smooth B-spline background + sparse anomalies
 ``discord``     ``MatrixProfile()``: matrix-profile discords against the training set (1D only)
+``discord_raw`` ``MatrixProfile(normalize=False)``: the same on raw, not z-normalised, subsequences (1D only)
 ``iforest``     ``IsolationForestDetector()``: IsolationForest on raw samples (no localisation)
 ==============  =========================================================================================
 
@@ -55,6 +56,12 @@ METHODS: dict[str, _Method] = {
     "ssd": _Method("SSD", {}, "smooth-sparse decomposition (B-spline background + sparse anomaly)"),
     "discord": _Method(
         "MatrixProfile", {}, "matrix-profile discords: distance to the nearest training subsequence (1D)"
+    ),
+    # STUMPY's z-normalisation removes level and amplitude changes; on aligned records those are the defects
+    "discord_raw": _Method(
+        "MatrixProfile",
+        {"normalize": False},
+        "matrix-profile discords on raw subsequences of robustly scaled channels (1D; sees level changes)",
     ),
     "iforest": _Method("IsolationForestDetector", {}, "IsolationForest on raw samples (one score per sample)"),
 }

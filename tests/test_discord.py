@@ -5,6 +5,7 @@ import pytest
 
 from rddpm_signals import IsolationForestDetector, MatrixProfile
 from rddpm_signals.baselines.discord import nearest_distances, spread_to_points
+from rddpm_signals.methods import make_detector
 
 
 def cycles(n: int, length: int = 128, seed: int = 0) -> np.ndarray:
@@ -27,6 +28,21 @@ def test_discord_finds_a_planted_spike(join):
     assert np.all((peak >= 70 - 12) & (peak <= 72 + 12))  # a subsequence covering the spike
     clean = det.anomaly_map(cycles(3, seed=2))
     assert maps.max(axis=1).min() > clean.max(axis=1).max()
+
+
+def test_discord_raw_sees_a_level_shift_that_z_normalisation_removes():
+    train = cycles(20)
+    probe = cycles(3, seed=1)
+    probe[:, 0, 40:100] += 2.0  # the shape is unchanged, only the level moves
+    clean = cycles(3, seed=2)
+    inside = np.zeros(128, dtype=bool)
+    inside[52:88] = True  # every subsequence of length 12 covering these points lies in the shifted stretch
+    raw = make_detector("discord_raw", dims=1, m=12).fit(train)
+    assert isinstance(raw, MatrixProfile) and raw.normalize is False
+    assert raw.anomaly_map(probe)[:, inside].min() > raw.anomaly_map(clean).max()
+    z = make_detector("discord", dims=1, m=12).fit(train)
+    # z-normalised, the shifted stretch is as normal as a clean record (within twice its largest value)
+    assert z.anomaly_map(probe)[:, inside].max() < 2 * z.anomaly_map(clean).max()
 
 
 @pytest.mark.slow  # STUMPY's numba kernels compile for about a minute per process on two cores

@@ -66,7 +66,9 @@ def _names(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="benchmarks/run.py", description="Compare RDDPM, DDPM, AnoDDPM, RPCA and SSD across datasets."
+        prog="benchmarks/run.py",
+        description="Compare RDDPM, DDPM, AnoDDPM and the classical baselines (RPCA, SSD, matrix-profile discords) "
+        "across datasets.",
     )
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="sizes and default grid (quick)")
     p.add_argument("--datasets", type=_names, help="comma-separated dataset names (default: the preset's)")
