@@ -219,3 +219,28 @@ def test_structure_choice_reruns_the_detectors_own_choice_on_saved_models(tmp_pa
     none, bulk = float(row["injected_none"]), float(row["injected_bulk"])
     assert row["choice"] == ("bulk" if none < 0.6 and bulk > none + 0.05 else "none")
     assert "| forging |" in capsys.readouterr().out
+
+
+def test_generalise_reuse_models_scores_new_variants_of_a_saved_fit_without_refitting(tmp_path, monkeypatch):
+    """--reuse-models loads the saved fit to score a new variant instead of refitting it."""
+    from rddpm_signals import RobustDiffusion
+
+    fits, models = tmp_path / "fits", tmp_path / "models"
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm", "--out"]
+    argv += [str(fits), "--save-models", str(models)]
+    assert generalise.main([*argv, "--variants", "base"]) == 0
+    (path,) = fits.glob("*.json")
+    first = json.loads(path.read_text())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    monkeypatch.setattr(RobustDiffusion, "fit", refuse)
+    # the default's own setting spelt out: a new variant, scored on the loaded model exactly as base on the fitted one
+    assert generalise.main([*argv, "--reuse-models", "--variants", "base;n_reconstructions=1"]) == 0
+    second = json.loads(path.read_text())
+    assert second["fit_s"] == first["fit_s"] and set(second["variants"]) == {"base", "n_reconstructions=1"}
+    for metric in ("pixel_auroc", "pixel_auprc", "sample_auroc"):
+        assert second["variants"]["n_reconstructions=1"][metric] == first["variants"]["base"][metric]
+    with pytest.raises(AssertionError, match="refitted"):  # without the flag a new variant refits
+        generalise.main([*argv, "--variants", "base;n_reconstructions=3"])
