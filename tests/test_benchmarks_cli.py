@@ -29,6 +29,7 @@ generalise = _load("generalise")
 generalise_table = _load("generalise_table")
 trim_profile = _load("trim_profile")
 structure_choice = _load("structure_choice")
+variant_gain = _load("variant_gain")
 
 
 def test_interval_metrics_hand_made():
@@ -244,3 +245,28 @@ def test_generalise_reuse_models_scores_new_variants_of_a_saved_fit_without_refi
         assert second["variants"]["n_reconstructions=1"][metric] == first["variants"]["base"][metric]
     with pytest.raises(AssertionError, match="refitted"):  # without the flag a new variant refits
         generalise.main([*argv, "--variants", "base;n_reconstructions=3"])
+
+
+def test_variant_gain_applies_the_preregistered_rule(tmp_path, capsys):
+    def fit(name, dataset, seed, base, variant):
+        scored = {
+            "base": {"pixel_auroc": base[0], "pixel_auprc": base[1], "sample_auroc": 0.5},
+            "v": {"pixel_auroc": variant[0], "pixel_auprc": variant[1], "sample_auroc": 0.5},
+        }
+        record = {"dataset": dataset, "method": "rddpm", "contamination": 0.2, "seed": seed, "variants": scored}
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+
+    fit("a0", "a", 0, (0.90, 0.50), (0.92, 0.60))
+    fit("a1", "a", 1, (0.80, 0.40), (0.80, 0.40))  # mean of seeds: 0.85 → 0.86, 0.45 → 0.50
+    fit("low", "low", 0, (0.40, 0.05), (0.30, 0.06))  # below chance, and the variant loses 0.10 there
+    fit("c0", "c", 0, (0.90, 0.50), (0.896, 0.495))  # within both tolerances
+    args = ["--fits-dir", str(tmp_path), "--variants", "v", "--shaping", "a;low", "--confirm", "c"]
+    assert variant_gain.main(args) == 0
+    out = capsys.readouterr().out
+    assert "| a | shaping | 0,1 | 0.850 → 0.860 (+0.010) | 0.450 → 0.500 (+0.050) |" in out
+    assert "verdict: **fails** (low: AUROC -0.100)" in out
+    assert variant_gain.main([*args, "--skip-below-chance", "--out", str(tmp_path / "g.md")]) == 0
+    assert "verdict: **passes** (low: base AUROC 0.400 < 0.5, not used)" in capsys.readouterr().out
+    assert variant_gain.main([*args[:-1], "c;missing"]) == 0
+    assert "missing: no fit scored both" in capsys.readouterr().out
+    assert variant_gain.main(["--fits-dir", str(tmp_path / "none"), "--variants", "v", "--shaping", "a"]) == 2
