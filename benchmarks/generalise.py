@@ -105,6 +105,9 @@ def run_fit(
         record["normal_excluded"] = float(mask[~defective].mean())
         record["defect_recall"] = float(mask[data.train_mask].mean()) if data.train_mask.any() else None
     base = det.get_params()
+    if diffusion:  # what "base" meant for this fit: library defaults change (n_reconstructions 1 → 4, §14)
+        scoring = ("n_reconstructions", "map_smoothing", "map_structure", "map_t0s", "t0", "reverse_steps")
+        record["base_params"] = {k: base[k] if not isinstance(base[k], tuple) else list(base[k]) for k in scoring}
     Z = det._normalise(data.train_x) if diffusion else None
     for variant in todo:
         t = time.perf_counter()

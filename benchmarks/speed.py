@@ -67,6 +67,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
 
 def _detector(dataset: str, args: argparse.Namespace, **extra) -> RobustDiffusion:
     params = {**model_params("quick", dataset), "train_steps": args.train_steps, "verbose": False, "device": "cpu"}
+    params["n_reconstructions"] = 1  # latencies are of one reconstruction, as in docs/RESULTS.md §6
     params.update(extra)
     return RobustDiffusion(**params)
 

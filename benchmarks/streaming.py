@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     fit_argv += ["--hop", str(args.hop or args.window), "--method", args.method, "--seed", str(args.seed), "--quiet"]
     if _is_diffusion(args.method):
         fit_argv += ["--channels", str(args.channels), "--train-steps", str(args.train_steps)]
-        fit_argv += ["--reverse-steps", str(args.reverse_steps)]
+        fit_argv += ["--reverse-steps", str(args.reverse_steps), "--n-reconstructions", str(args.n_reconstructions)]
     tag = args.method.replace(":", "_").replace(",", "_").replace("=", "-")
     model = out / "work" / f"{tag}_w{args.window}_r{args.rate}.model"
     if not model.is_file() or args.refit:
@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> dict:
         "channels": args.channels if _is_diffusion(args.method) else None,
         "train_steps": args.train_steps if _is_diffusion(args.method) else None,
         "reverse_steps": args.reverse_steps if _is_diffusion(args.method) else None,
+        "n_reconstructions": args.n_reconstructions if _is_diffusion(args.method) else None,
         "window": args.window,
         "hop": args.hop or args.window,
         "chunk_windows": args.chunk_windows,
@@ -232,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=8, help="diffusion --channels (8)")
     p.add_argument("--train-steps", type=int, default=50, help="diffusion --train-steps (50)")
     p.add_argument("--reverse-steps", type=int, default=2, help="diffusion --reverse-steps (2)")
+    p.add_argument(
+        "--n-reconstructions", type=int, default=1, help="diffusion --n-reconstructions (1, as docs/RESULTS.md §9)"
+    )
     p.add_argument("--window", type=int, default=4096, help="adapter --window in samples (4096)")
     p.add_argument("--hop", type=int, default=None, help="adapter --hop (default: the window)")
     p.add_argument("--chunk-windows", type=int, default=256, help="score --chunk-windows (256)")

@@ -71,6 +71,7 @@ _DETECTOR_OPTIONS: dict[str, type] = {
     "noise": str,
     "precision": str,
     "map_smoothing": float,
+    "n_reconstructions": int,
 }
 
 
