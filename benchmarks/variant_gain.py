@@ -20,18 +20,17 @@ A set with no fit for a variant fails its check (nothing is assumed).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise_table import METRICS, read_fits  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
-
-METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
 
 
 def _split(text: str | None) -> list[str]:
@@ -42,19 +41,15 @@ def paired_means(
     fits_dir: Path, method: str, contamination: float, variant: str
 ) -> dict[str, tuple[list[int], dict[str, float], dict[str, float]]]:
     """dataset → (seeds, base means, variant means) over the fits of ``method`` that scored both."""
-    pairs: dict[str, dict[int, tuple[dict, dict]]] = defaultdict(dict)
-    for path in sorted(fits_dir.glob("*.json")):
-        record = json.loads(path.read_text())
-        if record.get("method") != method or float(record.get("contamination", -1)) != contamination:
-            continue
-        scored = record.get("variants", {})
-        if "base" in scored and variant in scored:
-            pairs[record["dataset"]][int(record["seed"])] = (scored["base"], scored[variant])
+    base_rows, variant_rows = read_fits(fits_dir, "base"), read_fits(fits_dir, variant)
     out = {}
-    for dataset, by_seed in pairs.items():
-        seeds = sorted(by_seed)
-        base = {m: float(np.mean([by_seed[s][0][m] for s in seeds])) for m in METRICS}
-        var = {m: float(np.mean([by_seed[s][1][m] for s in seeds])) for m in METRICS}
+    for (dataset, c, m), by_seed in variant_rows.items():
+        base_by_seed = base_rows.get((dataset, c, m), {})
+        seeds = sorted(set(by_seed) & set(base_by_seed))
+        if m != method or c != contamination or not seeds:
+            continue
+        base = {k: float(np.mean([base_by_seed[s][k] for s in seeds])) for k in METRICS}
+        var = {k: float(np.mean([by_seed[s][k] for s in seeds])) for k in METRICS}
         out[dataset] = (seeds, base, var)
     return out
 
@@ -68,7 +63,7 @@ def verdict(
     skip_below_chance: bool,
 ) -> tuple[bool, list[str]]:
     """The rule of the module docstring → (passes, reasons it fails or notes)."""
-    notes, used, gains = [], [], []
+    notes, gains = [], []
 
     def within(name: str) -> bool:
         if name not in means:
@@ -91,7 +86,6 @@ def verdict(
             continue
         passes &= within(name)
         if name in means:
-            used.append(name)
             gains.append(means[name][2]["pixel_auprc"] - means[name][1]["pixel_auprc"])
     if not gains or float(np.mean(gains)) <= 0:
         notes.append("mean AUPRC gain over the shaping sets is not > 0")
