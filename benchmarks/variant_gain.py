@@ -3,11 +3,14 @@
     python benchmarks/variant_gain.py --fits-dir results/s14/fits --method rddpm --contamination 0.2 \\
         --variants 'n_reconstructions=4;map_t0s=[50,100,200]' \\
         --shaping 'forging;machine_sound;brick;rolling;dev_signals;long_record;dev_surfaces' \\
-        --confirm 'val_signals;val_long_record;val_surfaces' [--skip-below-chance] [--out results/s14/gain.md]
+        --confirm 'val_signals;val_long_record;val_surfaces' [--skip-below-chance] [--out results/s14/gain.md] \
+        [--base 'n_reconstructions=4']
 
 Reads the JSON rows ``benchmarks/generalise.py`` cached (nothing is refitted). For every dataset and variant it
 prints the mean over seeds of the base and the variant scoring of the same fits (only seeds that scored both) and
-the difference, pixel AUROC and AUPRC and sample AUROC. The verdict applies the rule written before the runs:
+the difference, pixel AUROC and AUPRC and sample AUROC. ``--base`` names the scoring compared against (default
+``base``, the fit's own scoring; after a default changes, the variant that spells the new default). The verdict
+applies the rule written before the runs:
 
 - (a) on every shaping set, variant AUROC ≥ base − ``--auroc-tol`` and AUPRC ≥ base − ``--auprc-tol``
   (with ``--skip-below-chance``, shaping sets whose base AUROC is below 0.5 are shown but not used);
@@ -38,10 +41,10 @@ def _split(text: str | None) -> list[str]:
 
 
 def paired_means(
-    fits_dir: Path, method: str, contamination: float, variant: str
+    fits_dir: Path, method: str, contamination: float, variant: str, base: str = "base"
 ) -> dict[str, tuple[list[int], dict[str, float], dict[str, float]]]:
-    """dataset → (seeds, base means, variant means) over the fits of ``method`` that scored both."""
-    base_rows, variant_rows = read_fits(fits_dir, "base"), read_fits(fits_dir, variant)
+    """dataset → (seeds, ``base`` means, ``variant`` means) over the fits of ``method`` that scored both."""
+    base_rows, variant_rows = read_fits(fits_dir, base), read_fits(fits_dir, variant)
     out = {}
     for (dataset, c, m), by_seed in variant_rows.items():
         base_by_seed = base_rows.get((dataset, c, m), {})
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="rddpm")
     p.add_argument("--contamination", type=float, default=0.2)
     p.add_argument("--variants", required=True, help="scoring variants separated by ';'")
+    p.add_argument("--base", default="base", help="the scoring compared against (default: base)")
     p.add_argument("--shaping", required=True, help="datasets the rule was shaped on, separated by ';'")
     p.add_argument("--confirm", default="", help="confirmation datasets, separated by ';'")
     p.add_argument("--auroc-tol", type=float, default=0.005)
@@ -115,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     shaping, confirm = _split(args.shaping), _split(args.confirm)
     lines = []
     for variant in _split(args.variants):
-        means = paired_means(fits_dir, args.method, args.contamination, variant)
+        means = paired_means(fits_dir, args.method, args.contamination, variant, args.base)
         lines += [
-            f"### {args.method} at {args.contamination:g}: base → `{variant}`",
+            f"### {args.method} at {args.contamination:g}: `{args.base}` → `{variant}`",
             "",
             "| set | role | seeds | pixel AUROC (Δ) | pixel AUPRC (Δ) | sample AUROC (Δ) |",
             "|---|---|---|---|---|---|",

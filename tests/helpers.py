@@ -9,6 +9,8 @@ TINY_1D = dict(
     t0=5,
     train_steps=6,
     batch_size=4,
+    # one draw per map keeps the suite fast; test_batch_invariance and the CLI tests score with the default's four
+    n_reconstructions=1,
     verbose=False,
     device="cpu",
     random_state=0,

@@ -17,7 +17,9 @@ def _fitted(config: dict, shape: tuple[int, ...]) -> tuple[RobustDiffusion, np.n
     rng = np.random.default_rng(3)
     X = rng.normal(size=(N, *shape)).astype(np.float32)
     X[2, :, ..., 5:9] += 4.0  # one defect, so maps are not all alike
-    det = RobustDiffusion(**{**config, "train_steps": 3}).fit(X)
+    default_draws = {k: v for k, v in config.items() if k != "n_reconstructions"}  # the default's several draws
+    det = RobustDiffusion(**{**default_draws, "train_steps": 3}).fit(X)
+    assert det.n_reconstructions > 1
     return det, X, det.anomaly_map(X)
 
 

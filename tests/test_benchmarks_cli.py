@@ -272,3 +272,6 @@ def test_variant_gain_applies_the_preregistered_rule(tmp_path, capsys):
     assert variant_gain.main([*args[:-1], "c;missing"]) == 0
     assert "missing: no fit scored both" in capsys.readouterr().out
     assert variant_gain.main(["--fits-dir", str(tmp_path / "none"), "--variants", "v", "--shaping", "a"]) == 2
+    # --base: against another scoring of the same fits (here v → base, the reverse comparison)
+    assert variant_gain.main(["--fits-dir", str(tmp_path), "--base", "v", "--variants", "base", "--shaping", "a"]) == 0
+    assert "| a | shaping | 0,1 | 0.860 → 0.850 (-0.010) | 0.500 → 0.450 (-0.050) |" in capsys.readouterr().out

@@ -261,14 +261,16 @@ def plot_examples(examples: dict[str, dict[str, np.ndarray]], dataset: str, path
     """Rows = methods; columns = input / reconstruction / anomaly map / truth for the first defective test sample.
 
     ``examples[method]``: ``x`` ``(n, C, L)`` or ``(n, C, H, W)``, ``map`` and ``mask`` ``(n, L)`` or ``(n, H, W)``,
-    optionally ``recon`` like ``x``. The anomaly maps of all methods share one scale (one colour bar for images, one
-    y-range for 1D) so their heights compare; the truth is outlined on each map.
+    optionally ``recon`` like ``x``. Input and reconstruction share one scale across methods. Each anomaly map has its
+    own (a y-range in 1D, a colour bar in 2D; its maximum in the title): the methods' maps are in different units —
+    ``|x − x̂|`` in normalised units, a discord's subsequence distance, RPCA's sparse part — so one shared scale
+    would only flatten the methods with the smaller units. The truth is outlined on each map.
     """
     plt = _pyplot()
     methods = list(examples)
     first = {m: {k: v[0] for k, v in examples[m].items()} for m in methods}
     is_2d = next(iter(first.values()))["map"].ndim == 2 if methods else False
-    titles = ("input", "reconstruction", "anomaly map (shared scale)", "truth (defect = 1)")
+    titles = ("input", "reconstruction", "anomaly map", "truth (defect = 1)")
     width_ratios = [1, 1, 1, 1]
     fig, axes = plt.subplots(
         len(methods),
@@ -278,20 +280,20 @@ def plot_examples(examples: dict[str, dict[str, np.ndarray]], dataset: str, path
         layout="constrained",
         width_ratios=width_ratios,
     )
-    # input and reconstruction share one scale; all maps share another
+    # input and reconstruction share one scale; each map has its own (see the docstring)
     signal_lo, signal_hi = _shared_limits(
         [a for ex in first.values() for a in (ex["x"], ex.get("recon")) if a is not None]
     )
-    map_lo, map_hi = _shared_limits([ex["map"] for ex in first.values()])
-    signal_im = map_im = None
+    signal_im = None
     for r, (row, method) in enumerate(zip(axes, methods, strict=True)):
         ex = first[method]
+        map_lo, map_hi = _shared_limits([ex["map"]])
         panels = (ex["x"], ex.get("recon"), ex["map"], ex["mask"])
         for c, (ax, value) in enumerate(zip(row, panels, strict=True)):
             ax.tick_params(labelsize=7)
             title = titles[c]
             if c == 2:
-                title = f"anomaly map (max {np.nanmax(value):.3g})"
+                title = f"anomaly map (own scale, max {np.nanmax(value):.3g})"
             ax.set_title(title, fontsize=8)
             if value is None:
                 ax.text(0.5, 0.5, "n/a (no reconstruction)", ha="center", va="center", fontsize=8, color="0.4")
@@ -338,6 +340,9 @@ def plot_examples(examples: dict[str, dict[str, np.ndarray]], dataset: str, path
                     map_im = ax.imshow(value, cmap="magma", vmin=map_lo, vmax=map_hi)
                     if ex["mask"].any():
                         ax.contour(ex["mask"] > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+                    bar = fig.colorbar(map_im, ax=ax, location="right", shrink=0.8, aspect=15)
+                    bar.set_label(f"{method} anomaly (cyan: truth)", fontsize=6)
+                    bar.ax.tick_params(labelsize=6)
                 else:
                     ax.imshow(value > 0, cmap="gray", vmin=0, vmax=1)
                 if r == len(methods) - 1:
@@ -347,15 +352,6 @@ def plot_examples(examples: dict[str, dict[str, np.ndarray]], dataset: str, path
     if is_2d:
         if signal_im is not None:
             fig.colorbar(signal_im, ax=axes[:, :2], location="bottom", shrink=0.6, aspect=40, label="input value")
-        if map_im is not None:
-            fig.colorbar(
-                map_im,
-                ax=axes[:, 2],
-                location="bottom",
-                shrink=0.9,
-                aspect=20,
-                label="anomaly (all methods; cyan: truth)",
-            )
     elif methods:
         axes[0, 2].legend(fontsize=6, loc="upper right")
     fig.suptitle(dataset)
