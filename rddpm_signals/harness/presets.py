@@ -2,8 +2,9 @@
 
 ``smoke`` runs in seconds (tests, a first check of an installation).
 ``quick`` is the README's main command: the default, plain DDPM and the classical and matrix-profile peers on two
-modalities at 0 % and 20 %, sized for ≤ 10 minutes on two CPU cores (AnoDDPM is in ``robust`` and ``full``). ``full`` is every dataset at 0 / 10 / 20 / 30 % with three seeds, sized for a GPU and resumable on a
-CPU (each cell is cached as soon as it finishes). ``robust`` is the CPU-sized robust-training comparison.
+modalities at 0 % and 20 %, sized for ≤ 10 minutes on two CPU cores (AnoDDPM is in ``robust`` and ``full``).
+``full`` is every dataset at 0 / 10 / 20 / 30 % with three seeds, sized for a GPU and resumable on a CPU (each
+cell is cached as soon as it finishes). ``robust`` is the CPU-sized robust-training comparison.
 ``develop`` / ``validate`` are the model-selection pair: defaults are chosen on the first and confirmed on the
 second, whose base processes and defect kinds were not used while choosing.
 """
