@@ -275,3 +275,23 @@ def test_variant_gain_applies_the_preregistered_rule(tmp_path, capsys):
     # --base: against another scoring of the same fits (here v → base, the reverse comparison)
     assert variant_gain.main(["--fits-dir", str(tmp_path), "--base", "v", "--variants", "base", "--shaping", "a"]) == 0
     assert "| a | shaping | 0,1 | 0.860 → 0.850 (-0.010) | 0.500 → 0.450 (-0.050) |" in capsys.readouterr().out
+
+
+def test_smoothing_choice_sets_label_free_picks_against_the_test_best(tmp_path, capsys):
+    smoothing_choice = _load("smoothing_choice")
+    variants = "n_reconstructions=2;n_reconstructions=2,map_smoothing=1;n_reconstructions=2,map_smoothing=3"
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
+    fits, models = tmp_path / "fits", tmp_path / "models"
+    assert generalise.main([*argv, "--variants", variants, "--out", str(fits), "--save-models", str(models)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "choice"
+    args = ["--models", str(models), "--fits", str(fits), "--draws", "2", "--out", str(out)]
+    assert smoothing_choice.main(args) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["dataset"] == "forging" and {row["best"], row["inj"], row["tail"]} <= {1.0, 2.0, 3.0}
+    (record,) = [json.loads(p.read_text()) for p in fits.glob("*.json")]
+    auprc = {s: record["variants"][smoothing_choice._variant(s, 2)]["pixel_auprc"] for s in (1.0, 2.0, 3.0)}
+    assert row["regret σ2"] == round(max(auprc.values()) - auprc[2.0], 4)
+    assert row["regret inj"] == round(max(auprc.values()) - auprc[row["inj"]], 4) >= 0
+    assert "mean AUPRC regret" in (out / "choice.md").read_text()
+    assert smoothing_choice.main(["--models", str(tmp_path / "none"), "--fits", str(fits)]) == 2
