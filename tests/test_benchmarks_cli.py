@@ -295,3 +295,39 @@ def test_smoothing_choice_sets_label_free_picks_against_the_test_best(tmp_path, 
     assert row["regret inj"] == round(max(auprc.values()) - auprc[row["inj"]], 4) >= 0
     assert "mean AUPRC regret" in (out / "choice.md").read_text()
     assert smoothing_choice.main(["--models", str(tmp_path / "none"), "--fits", str(fits)]) == 2
+
+
+def test_flagging_k_rule_means_seeds_then_datasets_and_picks_a_complete_k(tmp_path, capsys):
+    k_rule = _load("flagging_k_rule")
+    fields = ["dataset", "seed", "threshold", "segments_in", "seg_f1"]
+
+    def write(path, rows):
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(dict(zip(fields, r, strict=True)) for r in rows)
+
+    write(
+        tmp_path / "a.csv",
+        [
+            ("a", 0, "tied k=1 (sweep)", "flagged", 0.6),
+            ("a", 1, "tied k=1 (sweep)", "flagged", 0.8),  # dataset a at K=1: 0.7
+            ("b", 0, "tied k=1 (sweep)", "flagged", 0.5),  # mean over datasets: (0.7 + 0.5) / 2 = 0.6
+            ("a", 0, "tied k=2 (sweep)", "flagged", 0.9),
+            ("a", 1, "tied k=2 (sweep)", "flagged", 0.9),
+            ("b", 0, "tied k=2 (sweep)", "all", 0.99),  # segments in all records: not counted
+            ("b", 0, "stored default", "flagged", 0.99),  # not a tied row
+            ("a", 0, "tied k=3 (sweep)", "flagged", 0.1),
+        ],
+    )
+    write(
+        tmp_path / "b.csv", [("b", 0, "tied k=2 (sweep)", "flagged", 0.7), ("a", 0, "tied k=1 (sweep)", "flagged", 0.2)]
+    )
+    fits = "a:0;a:1;b:0"
+    assert k_rule.main(["--csv", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--fits", fits]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | 0.200 | 0.800 | 0.500 | 0.500 |" in out  # the later file's a:0 wins: ((0.2 + 0.8) / 2 + 0.5) / 2
+    assert "| 2 | 0.900 | 0.900 | 0.700 | 0.800 |" in out
+    assert "| 3 | 0.100 | – | – | 0.100 (incomplete) |" in out
+    assert out.strip().endswith("rule's K: 2")
+    assert k_rule.main(["--csv", str(tmp_path / "none.csv"), "--fits", fits]) == 2
