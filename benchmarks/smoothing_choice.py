@@ -29,12 +29,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from structure_choice import _cell_of  # noqa: E402
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.base import smooth_maps  # noqa: E402
-from rddpm_signals.harness import PRESETS  # noqa: E402
-from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc  # noqa: E402
 from rddpm_signals.scoring import PositionNormalizer  # noqa: E402
 from rddpm_signals.synthetic import inject_defects  # noqa: E402
@@ -46,19 +48,6 @@ INJECTED, TAIL_SAMPLES, TAIL_Q = 64, 128, 99.9
 def _variant(sigma: float, draws: int) -> str:
     """The generalise.py variant that scored ``sigma`` (σ = 2 is the default's own scoring)."""
     return f"n_reconstructions={draws}" if sigma == 2.0 else f"n_reconstructions={draws},map_smoothing={sigma:g}"
-
-
-def _cell_of(record: dict, key: str) -> Cell:
-    method = record["method"]
-    spellings = [method]
-    if "base_params" in record:  # fitted before a scoring default changed: the key spells the old value
-        spellings.append(f"{method}:n_reconstructions={record['base_params']['n_reconstructions']}")
-    for spelling in spellings:
-        for preset in PRESETS:
-            cell = Cell(record["dataset"], spelling, record["contamination"], record["seed"], preset)
-            if cell.key() == key:
-                return cell
-    raise ValueError(f"no preset reproduces the cell key {key}")
 
 
 def figures(det: RobustDiffusion, train_x: np.ndarray, seed: int) -> dict[float, tuple[float, float, float]]:

@@ -59,10 +59,16 @@ COLUMNS = [
 
 
 def _cell_of(record: dict, key: str) -> Cell:
-    for preset in PRESETS:
-        cell = Cell(record["dataset"], record["method"], record["contamination"], record["seed"], preset)
-        if cell.key() == key:
-            return cell
+    """The harness cell whose key is ``key``: the record's method under some preset, or, for a fit made before a
+    scoring default changed, the method spelling that default's old value (``base_params``)."""
+    spellings = [record["method"]]
+    if "base_params" in record:
+        spellings.append(f"{record['method']}:n_reconstructions={record['base_params']['n_reconstructions']}")
+    for spelling in spellings:
+        for preset in PRESETS:
+            cell = Cell(record["dataset"], spelling, record["contamination"], record["seed"], preset)
+            if cell.key() == key:
+                return cell
     raise ValueError(f"no preset reproduces the cell key {key}: was the model saved by another version?")
 
 
