@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -29,32 +28,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise_table import parse_variant  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc  # noqa: E402
-
-
-def _value(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return {"True": True, "False": False, "None": None}.get(text, text)
-
-
-def parse_variant(text: str) -> dict:
-    """``"map_structure=recon,score_mode=mean"`` → overrides; ``"base"`` → ``{}``."""
-    if text == "base":
-        return {}
-    out = {}
-    for item in re.split(r",(?![^\[]*\])", text):  # commas outside [...]
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"bad variant item {item!r}: write key=value")
-        out[key.strip()] = _value(value.strip())
-    return out
 
 
 def _split(text: str) -> list[str]:

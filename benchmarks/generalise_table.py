@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -24,16 +25,59 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals.harness.methods import parse_method  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
 
 
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+def parse_variant(text: str) -> dict:
+    """``"map_structure=recon,score_mode=mean"`` → overrides; ``"base"`` → ``{}``."""
+    if text == "base":
+        return {}
+    out = {}
+    for item in re.split(r",(?![^\[]*\])", text):  # commas outside [...]
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"bad variant item {item!r}: write key=value")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def scored_as(record: dict, variant: str) -> dict | None:
+    """The metrics ``record`` (one cached fit) holds for the scoring ``variant`` names, or ``None``.
+
+    A variant is what it sets on top of the fit's own scoring, so names can differ and mean the same: for a fit
+    that records its base scoring (``base_params``), the variant asked for matches any cached variant with the same
+    resulting scoring parameters (``"n_reconstructions=4"`` is the ``"base"`` of a fit made after four draws became
+    the default). A baseline (RPCA, discord, …) has one scoring, its own, whatever variant is asked for."""
+    variants = record.get("variants", {})
+    if variant in variants:
+        return variants[variant]
+    base = record.get("base_params")
+    if base is None:
+        try:
+            baseline = not parse_method(record["method"]).is_diffusion
+        except ValueError:  # a spelling this version does not know: only exact names match
+            return None
+        return variants["base"] if baseline and set(variants) == {"base"} else None
+    want = {**base, **parse_variant(variant)}
+    return next((v for name, v in variants.items() if {**base, **parse_variant(name)} == want), None)
+
+
 def read_fits(fits_dir: Path, variant: str) -> dict[tuple[str, float, str], dict[int, dict[str, float]]]:
-    """``(dataset, contamination, method)`` → ``{seed: metrics}`` of the cached fits that scored ``variant``."""
+    """``(dataset, contamination, method)`` → ``{seed: metrics}`` of the cached fits that scored ``variant``
+    (:func:`scored_as`)."""
     rows: dict[tuple[str, float, str], dict[int, dict[str, float]]] = defaultdict(dict)
     for path in sorted(fits_dir.glob("*.json")):
         record = json.loads(path.read_text())
-        scored = record.get("variants", {}).get(variant)
+        scored = scored_as(record, variant)
         if scored is None:
             continue
         key = (record["dataset"], float(record["contamination"]), record["method"])

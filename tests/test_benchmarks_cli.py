@@ -195,6 +195,25 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     assert generalise_table.main(["--fits-dir", str(tmp_path / "none")]) == 2
 
 
+def test_a_variant_is_found_by_the_scoring_it_means_not_only_by_its_name():
+    """Four draws became the default: "n_reconstructions=4" is the "base" of a later fit and a named variant of an
+    earlier one; a baseline has only its own scoring; a diffusion fit lacking the scoring is not shown."""
+    score = {"pixel_auroc": 0.9, "pixel_auprc": 0.5, "sample_auroc": 0.7}
+    old = {"method": "rddpm", "base_params": {"n_reconstructions": 1, "map_structure": "none"}}
+    old["variants"] = {"base": {**score, "pixel_auroc": 0.8}, "n_reconstructions=4,map_structure=auto": score}
+    new = {"method": "rddpm", "base_params": {"n_reconstructions": 4, "map_structure": "none"}}
+    new["variants"] = {"base": score, "map_structure=auto": {**score, "pixel_auroc": 0.95}}
+    rpca = {"method": "rpca", "variants": {"base": score}}
+    assert generalise_table.scored_as(old, "n_reconstructions=4,map_structure=auto") is score
+    assert generalise_table.scored_as(new, "n_reconstructions=4") is score
+    assert generalise_table.scored_as(new, "n_reconstructions=4,map_structure=auto")["pixel_auroc"] == 0.95
+    assert generalise_table.scored_as(old, "n_reconstructions=4") is None  # never scored that way
+    assert generalise_table.scored_as(old, "base")["pixel_auroc"] == 0.8
+    assert generalise_table.scored_as(rpca, "n_reconstructions=4") is score
+    assert generalise_table.scored_as({"method": "ddpm", "variants": {"base": score}}, "n_reconstructions=4") is None
+    assert generalise_table.scored_as({"method": "nope", "variants": {"base": score}}, "x=1") is None
+
+
 def test_trim_profile_counts_what_each_loss_drops():
     drawn, trimmed, share = trim_profile.trim_profile("forging", "rddpm:self_clean=false", 0.0, 0, "quick", 4)
     assert drawn.sum() == pytest.approx(1.0) and trimmed.sum() == pytest.approx(1.0)
