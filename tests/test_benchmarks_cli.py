@@ -30,6 +30,7 @@ generalise_table = _load("generalise_table")
 trim_profile = _load("trim_profile")
 structure_choice = _load("structure_choice")
 variant_gain = _load("variant_gain")
+per_fit_rule = _load("per_fit_rule")
 
 
 def test_interval_metrics_hand_made():
@@ -212,6 +213,32 @@ def test_a_variant_is_found_by_the_scoring_it_means_not_only_by_its_name():
     assert generalise_table.scored_as(rpca, "n_reconstructions=4") is score
     assert generalise_table.scored_as({"method": "ddpm", "variants": {"base": score}}, "n_reconstructions=4") is None
     assert generalise_table.scored_as({"method": "nope", "variants": {"base": score}}, "x=1") is None
+
+
+def test_per_fit_rule_judges_every_fit_and_sample_sets_by_their_sample_auroc(tmp_path, capsys):
+    def fit(folder, dataset, seed, base, variant):
+        record = {"dataset": dataset, "contamination": 0.2, "method": "rddpm", "seed": seed}
+        record["base_params"] = {"n_reconstructions": 4, "map_structure": "none"}
+        metrics = [dict(zip(("pixel_auroc", "pixel_auprc", "sample_auroc"), m, strict=True)) for m in (base, variant)]
+        record["variants"] = {"base": metrics[0], "map_structure=auto": {**metrics[1], "map_structure_": "bulk"}}
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / f"{dataset}{seed}.json").write_text(json.dumps(record))
+
+    fit("a", "tex", 0, (0.50, 0.05, 0.5), (0.90, 0.30, 0.8))
+    fit("a", "sig", 0, (0.90, 0.50, 0.9), (0.897, 0.495, 0.9))  # within both tolerances
+    fit("b", "whole", 0, (0.52, 0.52, 0.60), (0.50, 0.50, 0.70))  # pixel figures fall, sample AUROC rises
+    args = ["--fits-dir", str(tmp_path / "a"), str(tmp_path / "b"), "--base", "n_reconstructions=4"]
+    args += ["--variant", "n_reconstructions=4,map_structure=auto", "--sample-sets", "whole"]
+    assert per_fit_rule.main([*args, "--out", str(tmp_path / "r.md")]) == 0
+    out = capsys.readouterr().out
+    assert "fits: 3; choices: bulk 3" in out and "failures: none" in out and out.rstrip().endswith("PASS")
+    assert "whole 0.2 s0 (AUROC -0.0200, AUPRC -0.0200)" in out  # what the pixel rule alone would say
+    assert (tmp_path / "r.md").read_text() == out
+    fit("a", "sig", 1, (0.90, 0.50, 0.9), (0.90, 0.48, 0.9))  # AUPRC −0.02: fails (a)
+    assert per_fit_rule.main(args) == 0
+    out = capsys.readouterr().out
+    assert "failures: sig 0.2 s1 (AUROC +0.0000, AUPRC -0.0200)" in out and out.rstrip().endswith("FAIL")
+    assert per_fit_rule.main([*args[:1], str(tmp_path / "none"), *args[3:]]) == 2
 
 
 def test_trim_profile_counts_what_each_loss_drops():

@@ -1,0 +1,134 @@
+"""A scoring variant against the base scoring, judged fit by fit: a pre-registered rule from cached fits.
+
+    python benchmarks/per_fit_rule.py --fits-dir results/s14/fits results/s15/fits --method rddpm \\
+        --base n_reconstructions=4 --variant 'n_reconstructions=4,map_structure=auto' \\
+        [--sample-sets 'whole_sample;val_whole_sample'] [--out results/s16/auto_rule.md]
+
+Reads the JSON rows ``benchmarks/generalise.py`` cached (nothing is refitted). Every fit of ``--method`` (any
+contamination, any seed) that scored both the base and the variant (found by the scoring they mean:
+``generalise_table.scored_as``) is one row. The rule (``results/s16/PREREGISTERED.txt``):
+
+- (a) on every fit of a set with local defects: variant pixel AUROC ≥ base − ``--auroc-tol`` and pixel AUPRC ≥
+  base − ``--auprc-tol``;
+- (b) on every fit of a ``--sample-sets`` set (whole-sample anomalies, judged by the sample AUROC): variant sample
+  AUROC ≥ base − ``--sample-tol``;
+- (c) the mean pixel AUROC change over all fits is > 0.
+
+Prints one row per fit (with the label-free choice where the variant is ``map_structure="auto"``), the failures,
+and the verdict; also what (a) alone would say if applied to the sample sets too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise_table import scored_as  # noqa: E402
+
+from rddpm_signals._io import atomic_write_text  # noqa: E402
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(";") if t.strip()]
+
+
+def paired_fits(fits_dirs: list[Path], method: str, base: str, variant: str) -> list[dict]:
+    """One dict per fit of ``method`` that scored both: dataset, contamination, seed, ``base`` / ``variant``
+    metrics and the variant's ``map_structure_`` choice (``None`` if it records none). Sorted; a fit cached in two
+    folders counts once."""
+    rows: dict[tuple, dict] = {}
+    for folder in fits_dirs:
+        for path in sorted(folder.glob("*.json")):
+            record = json.loads(path.read_text())
+            if record["method"] != method:
+                continue
+            b, v = scored_as(record, base), scored_as(record, variant)
+            key = (record["dataset"], float(record["contamination"]), int(record["seed"]))
+            if b is None or v is None or key in rows:
+                continue
+            rows[key] = {"key": key, "base": b, "variant": v, "choice": v.get("map_structure_")}
+    return [rows[k] for k in sorted(rows)]
+
+
+def judge(
+    rows: list[dict], sample_sets: list[str], auroc_tol: float, auprc_tol: float, sample_tol: float
+) -> tuple[list[str], list[str], float]:
+    """(failures of the rule, failures of (a) applied to every fit, mean pixel AUROC change)."""
+    fails, literal = [], []
+    for r in rows:
+        name = "{} {:g} s{}".format(*r["key"])
+        b, v = r["base"], r["variant"]
+        d_auroc, d_auprc = v["pixel_auroc"] - b["pixel_auroc"], v["pixel_auprc"] - b["pixel_auprc"]
+        pixel_fail = d_auroc < -auroc_tol or d_auprc < -auprc_tol
+        if pixel_fail:
+            literal.append(f"{name} (AUROC {d_auroc:+.4f}, AUPRC {d_auprc:+.4f})")
+        if r["key"][0] in sample_sets:
+            d_sample = v["sample_auroc"] - b["sample_auroc"]
+            if d_sample < -sample_tol:
+                fails.append(f"{name} (sample AUROC {d_sample:+.4f})")
+        elif pixel_fail:
+            fails.append(f"{name} (AUROC {d_auroc:+.4f}, AUPRC {d_auprc:+.4f})")
+    mean = float(np.mean([r["variant"]["pixel_auroc"] - r["base"]["pixel_auroc"] for r in rows])) if rows else 0.0
+    return fails, literal, mean
+
+
+def report(rows: list[dict], sample_sets: list[str], tolerances: tuple[float, float, float], variant: str) -> str:
+    fails, literal, mean = judge(rows, sample_sets, *tolerances)
+    lines = [
+        "| set | contamination | seed | choice | pixel AUROC base → variant (Δ) | pixel AUPRC (Δ) | sample AUROC (Δ) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b, v = r["base"], r["variant"]
+        cells = [
+            f"{b[m]:.3f} → {v[m]:.3f} ({v[m] - b[m]:+.3f})" for m in ("pixel_auroc", "pixel_auprc", "sample_auroc")
+        ]
+        dataset, contamination, seed = r["key"]
+        lines.append(f"| {dataset} | {contamination:g} | {seed} | {r['choice'] or '—'} | " + " | ".join(cells) + " |")
+    chosen = [r["choice"] for r in rows if r["choice"]]
+    lines += [
+        "",
+        f"fits: {len(rows)}; choices: " + ", ".join(f"{c} {chosen.count(c)}" for c in sorted(set(chosen))),
+        f"mean pixel AUROC change: {mean:+.4f}",
+        "failures: " + ("; ".join(fails) if fails else "none"),
+        "(a) on every fit, sample sets included: " + ("; ".join(literal) if literal else "no failure"),
+        f"verdict for {variant!r}: " + ("PASS" if rows and not fails and mean > 0 else "FAIL"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--fits-dir", nargs="+", required=True)
+    p.add_argument("--method", default="rddpm")
+    p.add_argument("--base", default="base")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--sample-sets", default="whole_sample;val_whole_sample")
+    p.add_argument("--auroc-tol", type=float, default=0.005)
+    p.add_argument("--auprc-tol", type=float, default=0.01)
+    p.add_argument("--sample-tol", type=float, default=0.005)
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    dirs = [Path(d) for d in args.fits_dir]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        print(f"error: {', '.join(missing)}: no cached fits there; run benchmarks/generalise.py", file=sys.stderr)
+        return 2
+    rows = paired_fits(dirs, args.method, args.base, args.variant)
+    tolerances = (args.auroc_tol, args.auprc_tol, args.sample_tol)
+    text = report(rows, _split(args.sample_sets), tolerances, args.variant)
+    print(text, end="")
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
