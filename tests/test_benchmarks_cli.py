@@ -29,6 +29,7 @@ generalise = _load("generalise")
 generalise_table = _load("generalise_table")
 trim_profile = _load("trim_profile")
 structure_choice = _load("structure_choice")
+larger_test = _load("larger_test")
 variant_gain = _load("variant_gain")
 per_fit_rule = _load("per_fit_rule")
 
@@ -239,6 +240,23 @@ def test_per_fit_rule_judges_every_fit_and_sample_sets_by_their_sample_auroc(tmp
     out = capsys.readouterr().out
     assert "failures: sig 0.2 s1 (AUROC +0.0000, AUPRC -0.0200)" in out and out.rstrip().endswith("FAIL")
     assert per_fit_rule.main([*args[:1], str(tmp_path / "none"), *args[3:]]) == 2
+
+
+def test_larger_test_rescores_a_saved_fit_on_more_test_samples(tmp_path, capsys):
+    fits, models, out = tmp_path / "fits", tmp_path / "models", tmp_path / "out"
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm;rpca"]
+    assert generalise.main([*argv, "--variants", "base", "--out", str(fits), "--save-models", str(models)]) == 0
+    argv = ["--models", str(models), "--fits", str(fits), "--datasets", "forging", "--n-test", "24", "--iforest"]
+    argv += ["--variants", "base;map_structure=auto", "--variant", "map_structure=auto", "--out", str(out)]
+    capsys.readouterr()
+    assert larger_test.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "map_structure=auto − base, sample AUROC on 24 test samples, 1 fits:" in text
+    rows = list(csv.DictReader((out / "larger_test.csv").open()))
+    assert [r["scoring"] for r in rows] == ["base", "map_structure=auto", "iforest"]  # one diffusion fit (not rpca)
+    assert all(0.0 <= float(r["sample_auroc"]) <= 1.0 for r in rows)
+    assert larger_test.main([*argv, "--base", "nope"]) == 2
+    assert larger_test.main([*argv[:4], "--datasets", "rolling"]) == 2
 
 
 def test_trim_profile_counts_what_each_loss_drops():

@@ -81,6 +81,16 @@ def test_test_split_does_not_depend_on_contamination(name):
     np.testing.assert_array_equal(clean.test_label, dirty.test_label)
 
 
+@pytest.mark.parametrize("name", ["forging", "rolling", "whole_sample", "val_whole_sample", "dev_signals"])
+def test_a_larger_test_split_leaves_the_training_split_as_it_was(name):
+    """benchmarks/larger_test.py rescores saved fits on a larger test set: the fit stays valid only if so."""
+    n_test = SMALL.get(name, {}).get("n_test", 10)
+    small_test, large_test = small(name, n_test=n_test), small(name, n_test=3 * n_test)
+    np.testing.assert_array_equal(small_test.train_x, large_test.train_x)
+    np.testing.assert_array_equal(small_test.train_mask, large_test.train_mask)
+    assert len(large_test.test_x) == 3 * len(small_test.test_x)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("contamination", [-0.1, 1.0])
 def test_bad_contamination_is_refused(name, contamination):
