@@ -2,7 +2,8 @@
 clean-trained configuration of its dataset, and its gap to it.
 
     python benchmarks/generalise_table.py --fits-dir results/generalise/fits [--variant base] \\
-        [--datasets 'dev_signals;long_record'] [--methods 'ddpm;rddpm;discord;rpca'] [--out results/generalise/table.md]
+        [--variant-of 'rddpm@map_structure=auto'] [--datasets 'dev_signals;long_record'] \\
+        [--methods 'ddpm;rddpm;discord;rpca'] [--out results/generalise/table.md]
 
 The reference of a dataset ("best clean") is, among the fits shown at contamination 0 (``--variant``'s rows) that
 were run on the most seeds, the one with the highest mean pixel AUROC. The ``gap`` columns are paired by seed: the
@@ -162,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fits-dir", default="results/generalise/fits")
     parser.add_argument("--variant", default="base")
+    parser.add_argument(
+        "--variant-of",
+        action="append",
+        default=[],
+        metavar="METHOD@VARIANT",
+        help="another scoring for one method's rows, e.g. 'rddpm@map_structure=auto' (repeatable)",
+    )
     parser.add_argument("--datasets", help="names separated by ';' (default: every dataset found)")
     parser.add_argument("--methods", help="harness spellings separated by ';', in the order shown (default: all)")
     parser.add_argument("--out", help="also write the table to this markdown file")
@@ -170,7 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     if not fits_dir.is_dir():
         print(f"error: {fits_dir} is not a folder of cached fits: run benchmarks/generalise.py first", file=sys.stderr)
         return 2
-    table = build_table(read_fits(fits_dir, args.variant), _split(args.datasets), _split(args.methods))
+    rows = read_fits(fits_dir, args.variant)
+    for item in args.variant_of:
+        method, at, variant = item.partition("@")
+        if not at:
+            print(f"error: --variant-of {item!r}: write METHOD@VARIANT", file=sys.stderr)
+            return 2
+        rows = {k: v for k, v in rows.items() if k[2] != method}
+        rows.update({k: v for k, v in read_fits(fits_dir, variant).items() if k[2] == method})
+    table = build_table(rows, _split(args.datasets), _split(args.methods))
     print(table, end="")
     if args.out:
         atomic_write_text(Path(args.out), table)

@@ -161,16 +161,19 @@ class RobustDiffusion(BaseDetector):
         error is noisy where the normal data have fine texture; σ = 2 raised pixel AUROC on forging and rolling.
     map_t0s: ``None`` (only ``t0``) or several depths, e.g. ``(50, 100, 200)``: the map is the mean of their
         ``|x - x̂|`` maps, each divided by its median over the training maps (learnt at the end of ``fit``).
-    map_structure: ``"none"``; ``"recon"``: add the local-structure error ``|E(x) - E(x̂)|`` (``E`` = log local
-        standard deviation, :mod:`rddpm_signals.maps`); ``"bulk"``: add ``|z|`` of ``E(x)`` against the training
-        samples at the same position (sees texture that is missing even where ``x̂`` copies ``x``). Either is
-        divided by its training median and averaged with the (normalised) reconstruction map. ``"auto"``: chosen at the
-        end of ``fit`` without labels from synthetic local defects (bumps, missing detail, noise, gain changes;
-        :mod:`rddpm_signals.synthetic`) written into training samples: ``"bulk"`` where the reconstruction map is
-        nearly blind to them (pixel AUROC < 0.6, textures and spectrograms), ``"bulk"`` finds them clearly
-        better (+0.05) and the texture map alone singles out more training samples (the training set's own
-        defects) than the reconstruction map, else ``"none"``; the choice is ``map_structure_``, the figures
-        (two AUROCs, two outlier shares) ``map_structure_scores_``.
+    map_structure: ``"auto"`` (the default) picks ``"none"`` or ``"bulk"`` at the end of ``fit`` (below); ``"none"``:
+        the plain ``|x - x̂|`` map; ``"recon"``: add the local-structure error ``|E(x) - E(x̂)|`` (``E`` = log local
+        standard deviation, :mod:`rddpm_signals.maps`); ``"bulk"``: add ``|z|`` of ``E(x)`` against the training samples
+        at the same position (sees texture that is missing even where ``x̂`` copies ``x``). Either is divided by its
+        training median and averaged with the (normalised) reconstruction map. ``"auto"``: chosen at the end of ``fit``
+        without labels from synthetic local defects (bumps, missing detail, noise, gain changes;
+        :mod:`rddpm_signals.synthetic`) written into training samples: ``"bulk"`` where the reconstruction map is nearly
+        blind to them (pixel AUROC < 0.6, textures and spectrograms), ``"bulk"`` finds them clearly better (+0.05) and
+        the texture map alone singles out more training samples (the training set's own defects) than the reconstruction
+        map, else ``"none"``; the choice is ``map_structure_``, the figures (two AUROCs, two outlier shares)
+        ``map_structure_scores_``. The choice reconstructs every training sample once more (``n_reconstructions`` draws)
+        plus 64 injected ones: about 1.4 times the cost of scoring the training set, added to ``fit`` (forging,
+        192 samples: 24 s on two CPU threads; docs/RESULTS.md §16); ``"none"`` skips it.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
@@ -231,7 +234,7 @@ class RobustDiffusion(BaseDetector):
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
         map_t0s: Sequence[int] | None = None,
-        map_structure: str = "none",
+        map_structure: str = "auto",
         score_quantile: float = 0.99,
         score_mode: str = "quantile",
         scoring_batch_size: int = 64,

@@ -38,18 +38,22 @@ class _Method:
 
 #: name → (detector class, constructor parameters, what it is)
 METHODS: dict[str, _Method] = {
-    "rddpm": _Method("RobustDiffusion", {}, "robust diffusion, the library default (LTS + self-cleaning)"),
+    "rddpm": _Method(
+        "RobustDiffusion", {}, "robust diffusion, the library default (LTS + self-cleaning, map chosen at fit)"
+    ),
     "rddpm_paper": _Method(
         "RobustDiffusion",
-        {"loss": "huber", "delta": 1.0, "self_clean": False, "map_normalization": "none"},
+        {"loss": "huber", "delta": 1.0, "self_clean": False, "map_normalization": "none", "map_structure": "none"},
         "robust diffusion with the paper's fixed-delta Huber loss",
     ),
     "ddpm": _Method(
-        "RobustDiffusion", {"loss": "mse", "self_clean": False, "map_normalization": "none"}, "plain DDPM (MSE)"
+        "RobustDiffusion",
+        {"loss": "mse", "self_clean": False, "map_normalization": "none", "map_structure": "none"},
+        "plain DDPM (MSE, the |x - x̂| map)",
     ),
     "anoddpm": _Method(
         "RobustDiffusion",
-        {"loss": "mse", "noise": "simplex", "self_clean": False, "map_normalization": "none"},
+        {"loss": "mse", "noise": "simplex", "self_clean": False, "map_normalization": "none", "map_structure": "none"},
         "AnoDDPM (MSE, simplex noise)",
     ),
     "rpca": _Method("RPCA", {}, "robust PCA (principal component pursuit)"),

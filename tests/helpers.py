@@ -11,6 +11,8 @@ TINY_1D = dict(
     batch_size=4,
     # one draw per map keeps the suite fast; test_batch_invariance and the CLI tests score with the default's four
     n_reconstructions=1,
+    # the plain |x - x̂| map; the default's label-free choice ("auto") is tested in test_synthetic and the CLI tests
+    map_structure="none",
     verbose=False,
     device="cpu",
     random_state=0,

@@ -195,6 +195,15 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     assert "| 0.990 | +0.050 | 0.900 | +0.300 |" in rows[("0", "lucky")]
     assert (tmp_path / "t.md").read_text().count("\n") == 6
     assert generalise_table.main(["--fits-dir", str(tmp_path / "none")]) == 2
+    # --variant-of: one method's rows from another scoring; the others keep --variant's
+    record = json.loads((tmp_path / "d.json").read_text())
+    record["variants"]["v"] = {"pixel_auroc": 0.93, "pixel_auprc": 0.40, "sample_auroc": 0.5}
+    (tmp_path / "d.json").write_text(json.dumps(record))
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--variant-of", "rddpm@v"]) == 0
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "| 0.930 | +0.030 | 0.400 | -0.100 |" in rows[("0.2", "rddpm")] and ("0", "rddpm") not in rows
+    assert "0.920 ± 0.020" in rows[("0", "ddpm")]
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--variant-of", "rddpm"]) == 2
 
 
 def test_a_variant_is_found_by_the_scoring_it_means_not_only_by_its_name():

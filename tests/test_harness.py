@@ -143,7 +143,8 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
 
 def test_equivalent_spellings_share_one_key():
     paper = Cell("forging", "rddpm_paper", 0.2, 0, "smoke")
-    spelled = Cell("forging", "rddpm:loss=huber,delta=1.0,self_clean=false,map_normalization=none", 0.2, 0, "smoke")
+    spelled = "rddpm:loss=huber,delta=1.0,self_clean=false,map_normalization=none,map_structure=none"
+    spelled = Cell("forging", spelled, 0.2, 0, "smoke")
     assert paper.key() == spelled.key()
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
 
