@@ -80,18 +80,21 @@ def _injection_only(figures) -> str:
 
 def choose(model: Path, fits: Path) -> dict | None:
     """The label-free choice for one saved model, with the cached test AUROCs; ``None`` when its fit lacks the
-    two variants or was not fitted with ``map_structure="none"``."""
+    figures of either map (``map_structure=none`` — or ``base`` for a fit made with ``"none"`` — and
+    ``map_structure=bulk``) or was fitted with another structure."""
     record = json.loads((fits / f"{model.stem}.json").read_text())
     variants = record["variants"]
     det = RobustDiffusion.load(model, device="cpu")
-    if det.map_structure != "none" or not {"base", "map_structure=bulk"} <= set(variants):
+    # the plain map's figures: named, or the fit's own scoring when it was fitted with map_structure="none"
+    plain = variants.get("map_structure=none") or (variants.get("base") if det.map_structure == "none" else None)
+    if det.map_structure not in ("none", "auto") or plain is None or "map_structure=bulk" not in variants:
         return None
     data = load_cell_data(_cell_of(record, model.stem).resolved())
     det.set_params(map_structure="auto")
     start = time.perf_counter()
     det._fit_scoring_reference(det._normalise(data.train_x))  # what map_structure="auto" adds to a fit
     choice_s = time.perf_counter() - start
-    none, bulk = variants["base"]["pixel_auroc"], variants["map_structure=bulk"]["pixel_auroc"]
+    none, bulk = plain["pixel_auroc"], variants["map_structure=bulk"]["pixel_auroc"]
     chosen = bulk if det.map_structure_ == "bulk" else none
     return {
         "dataset": record["dataset"],
@@ -108,7 +111,7 @@ def choose(model: Path, fits: Path) -> dict | None:
         "test_bulk": bulk,
         "test_chosen": chosen,
         "regret": round(max(none, bulk) - chosen, 4),
-        "auprc_none": variants["base"]["pixel_auprc"],
+        "auprc_none": plain["pixel_auprc"],
         "auprc_bulk": variants["map_structure=bulk"]["pixel_auprc"],
         "choice_s": round(choice_s, 1),
         "fit_s": record.get("fit_s"),

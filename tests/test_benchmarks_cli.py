@@ -281,14 +281,14 @@ def test_structure_choice_reruns_the_detectors_own_choice_on_saved_models(tmp_pa
     the choice beside the cached test AUROCs of both maps."""
     fits, models, out = tmp_path / "fits", tmp_path / "models", tmp_path / "out"
     argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
-    argv += ["--variants", "base;map_structure=bulk", "--out", str(fits), "--save-models", str(models)]
+    argv += ["--variants", "map_structure=none;map_structure=bulk", "--out", str(fits), "--save-models", str(models)]
     assert generalise.main(argv) == 0
     (model,) = models.glob("*.pt")
     record = json.loads((fits / f"{model.stem}.json").read_text())["variants"]
     assert structure_choice.main(["--models", str(models), "--fits", str(fits), "--out", str(out)]) == 0
     (row,) = csv.DictReader((out / "choice.csv").open())
     assert row["choice"] in ("none", "bulk") and row["dataset"] == "forging"
-    chosen = record["map_structure=bulk" if row["choice"] == "bulk" else "base"]["pixel_auroc"]
+    chosen = record["map_structure=bulk" if row["choice"] == "bulk" else "map_structure=none"]["pixel_auroc"]
     assert float(row["test_chosen"]) == chosen
     none, bulk = float(row["injected_none"]), float(row["injected_bulk"])
     assert row["choice"] == ("bulk" if none < 0.6 and bulk > none + 0.05 else "none")
