@@ -43,6 +43,34 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.replace(";", "\n").splitlines() if t.strip()]
 
 
+def score_variant(det, data, variant: str, base: dict | None, Z: torch.Tensor | None) -> dict:
+    """``det``'s test metrics on ``data`` under the scoring ``variant`` (rounded; ``score_s``; with
+    ``map_structure="auto"`` the choice and its figures). ``base``: the fit's own parameters, which the variant
+    overrides; ``None`` for a baseline (one scoring, its own). ``Z``: the normalised training set, for the scoring
+    references a variant may need. A long record is stitched back and scored per point, as the harness does."""
+    t = time.perf_counter()
+    if base is not None:
+        det.set_params(**{**base, **parse_variant(variant)})
+        det._check_params()
+        if det._needs_reference():
+            det._fit_scoring_reference(Z)
+    maps = det.anomaly_map(data.test_x)
+    scores = det.score_maps(maps)
+    graded, masks = maps, data.test_mask
+    if "test_point_mask" in data.meta:
+        graded, masks = point_maps(data, maps)
+    out = {
+        "pixel_auroc": round(pixel_auroc(graded, masks), 4),
+        "pixel_auprc": round(pixel_auprc(graded, masks), 4),
+        "sample_auroc": round(sample_auroc(scores, data.test_label), 4),
+        "score_s": round(time.perf_counter() - t, 1),
+    }
+    if base is not None and det.map_structure == "auto":  # what the label-free choice picked, and its figures
+        out["map_structure_"] = det.map_structure_
+        out["auto_auroc"] = [round(float(a), 4) for a in det.map_structure_scores_]
+    return out
+
+
 def run_fit(
     dataset: str,
     method: str,
@@ -92,26 +120,7 @@ def run_fit(
         record["base_params"] = {k: base[k] if not isinstance(base[k], tuple) else list(base[k]) for k in scoring}
     Z = det._normalise(data.train_x) if diffusion else None
     for variant in todo:
-        t = time.perf_counter()
-        if diffusion:
-            det.set_params(**{**base, **parse_variant(variant)})
-            det._check_params()
-            if det._needs_reference():
-                det._fit_scoring_reference(Z)
-        maps = det.anomaly_map(data.test_x)
-        scores = det.score_maps(maps)
-        graded, masks = maps, data.test_mask
-        if "test_point_mask" in data.meta:  # a long record: stitched back and scored per point, as the harness
-            graded, masks = point_maps(data, maps)
-        record["variants"][variant] = {
-            "pixel_auroc": round(pixel_auroc(graded, masks), 4),
-            "pixel_auprc": round(pixel_auprc(graded, masks), 4),
-            "sample_auroc": round(sample_auroc(scores, data.test_label), 4),
-            "score_s": round(time.perf_counter() - t, 1),
-        }
-        if diffusion and det.map_structure == "auto":  # what the label-free choice picked, and its figures
-            record["variants"][variant]["map_structure_"] = det.map_structure_
-            record["variants"][variant]["auto_auroc"] = [round(float(a), 4) for a in det.map_structure_scores_]
+        record["variants"][variant] = score_variant(det, data, variant, base if diffusion else None, Z)
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
     return record
 

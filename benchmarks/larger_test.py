@@ -29,26 +29,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_variant  # noqa: E402
+from generalise import score_variant  # noqa: E402
+from generalise_table import _split  # noqa: E402
 from structure_choice import _cell_of  # noqa: E402
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
-from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc  # noqa: E402
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(";") if t.strip()]
-
-
-def _metrics(maps: np.ndarray, scores: np.ndarray, data) -> dict[str, float]:
-    return {
-        "pixel_auroc": round(pixel_auroc(maps, data.test_mask), 4),
-        "pixel_auprc": round(pixel_auprc(maps, data.test_mask), 4),
-        "sample_auroc": round(sample_auroc(scores, data.test_label), 4),
-    }
 
 
 def score_fit(model: Path, record: dict, n_test: int, variants: list[str], iforest: bool) -> dict:
@@ -61,17 +49,9 @@ def score_fit(model: Path, record: dict, n_test: int, variants: list[str], ifore
     row = {"dataset": record["dataset"], "seed": record["seed"], "contamination": record["contamination"]}
     Z = det._normalise(data.train_x)
     for variant in variants:
-        det.set_params(**{**base, **parse_variant(variant)})
-        det._check_params()
-        if det._needs_reference():
-            det._fit_scoring_reference(Z)
-        maps = det.anomaly_map(data.test_x)
-        row[variant] = _metrics(maps, det.score_maps(maps), data)
-        if det.map_structure == "auto":
-            row[variant]["map_structure_"] = det.map_structure_
+        row[variant] = score_variant(det, data, variant, base, Z)
     if iforest:
-        forest = IsolationForestDetector().fit(data.train_x)
-        row["iforest"] = _metrics(forest.anomaly_map(data.test_x), forest.anomaly_score(data.test_x), data)
+        row["iforest"] = score_variant(IsolationForestDetector().fit(data.train_x), data, "base", None, None)
     return row
 
 

@@ -30,13 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import scored_as  # noqa: E402
+from generalise_table import _split, scored_as  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
-
-
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(";") if t.strip()]
 
 
 def paired_fits(fits_dirs: list[Path], method: str, base: str, variant: str) -> list[dict]:
