@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import sys
 import time
@@ -60,10 +61,14 @@ COLUMNS = [
 
 def _cell_of(record: dict, key: str) -> Cell:
     """The harness cell whose key is ``key``: the record's method under some preset, or, for a fit made before a
-    scoring default changed, the method spelling that default's old value (``base_params``)."""
+    scoring default changed (``n_reconstructions`` 1 → 4, §14; ``map_structure`` none → auto, §16), the method
+    spelling those defaults' old values as the fit recorded them (``base_params``)."""
     spellings = [record["method"]]
-    if "base_params" in record:
-        spellings.append(f"{record['method']}:n_reconstructions={record['base_params']['n_reconstructions']}")
+    base = record.get("base_params", {})
+    changed = [f"{name}={base[name]}" for name in ("n_reconstructions", "map_structure") if name in base]
+    for subset in itertools.chain.from_iterable(itertools.combinations(changed, k) for k in (1, 2)):
+        separator = "," if ":" in record["method"] else ":"
+        spellings.append(record["method"] + separator + ",".join(subset))
     for spelling in spellings:
         for preset in PRESETS:
             cell = Cell(record["dataset"], spelling, record["contamination"], record["seed"], preset)

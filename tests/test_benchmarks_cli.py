@@ -295,6 +295,23 @@ def test_structure_choice_reruns_the_detectors_own_choice_on_saved_models(tmp_pa
     assert "| forging |" in capsys.readouterr().out
 
 
+def test_structure_choice_finds_the_cell_of_a_fit_made_under_older_scoring_defaults():
+    """A fit cached as "rddpm" before n_reconstructions (1 → 4) and map_structure (none → auto) changed has a key
+    that today's "rddpm" no longer resolves to; its recorded base_params spell the method it was."""
+    from rddpm_signals.harness.cells import Cell
+
+    old = Cell("forging", "rddpm:n_reconstructions=1,map_structure=none", 0.2, 0, "smoke")
+    record = {"dataset": "forging", "method": "rddpm", "contamination": 0.2, "seed": 0}
+    record["base_params"] = {"n_reconstructions": 1, "map_structure": "none"}
+    assert Cell("forging", "rddpm", 0.2, 0, "smoke").key() != old.key()
+    assert structure_choice._cell_of(record, old.key()).resolved() == old.resolved()
+    newer = Cell("forging", "rddpm:map_structure=none", 0.2, 0, "smoke")  # four draws already the default
+    record["base_params"]["n_reconstructions"] = 4
+    assert structure_choice._cell_of(record, newer.key()).resolved() == newer.resolved()
+    with pytest.raises(ValueError, match="no preset reproduces"):
+        structure_choice._cell_of(record, "0" * 16)
+
+
 def test_generalise_reuse_models_scores_new_variants_of_a_saved_fit_without_refitting(tmp_path, monkeypatch):
     """--reuse-models loads the saved fit to score a new variant instead of refitting it."""
     from rddpm_signals import RobustDiffusion
