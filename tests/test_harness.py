@@ -149,6 +149,29 @@ def test_equivalent_spellings_share_one_key():
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
 
 
+def test_built_detectors_have_the_parameters_their_method_names():
+    """The key omits a parameter that holds its original value (map_structure="none"); the detector built from the
+    resolved cell must still get that value, not the library's newer default ("auto")."""
+    from rddpm_signals import RobustDiffusion
+    from rddpm_signals.harness.cells import build_detector
+    from rddpm_signals.harness.presets import model_params
+    from rddpm_signals.methods import METHODS
+
+    for name, method in METHODS.items():
+        if method.detector != "RobustDiffusion":
+            continue
+        cell = Cell("forging", name, 0.2, 0, "smoke")
+        built = build_detector(cell.resolved(), dims=1).get_params()
+        wanted = RobustDiffusion(dims=1, **{**model_params("smoke", "forging"), **method.params}).get_params()
+        wanted.update(random_state=0, verbose=False)
+        listed = {k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()}  # as the key stores them
+        assert built == listed, name
+    pinned = build_detector(Cell("forging", "rddpm:map_structure=none", 0.2, 0, "smoke").resolved(), dims=1)
+    assert pinned.map_structure == "none"
+    assert build_detector(Cell("forging", "rddpm", 0.2, 0, "smoke").resolved(), dims=1).map_structure == "auto"
+    assert build_detector(Cell("forging", "ddpm", 0.2, 0, "smoke").resolved(), dims=1).map_structure == "none"
+
+
 def _load_benchmark(name: str):
     """The module of ``benchmarks/<name>.py`` (the folder is not a package)."""
     import importlib.util

@@ -110,8 +110,14 @@ def load_cell_data(resolved: dict):
 
 
 def build_detector(resolved: dict, dims: int):
-    """The detector a resolved cell configuration describes."""
-    return _detector_class(resolved["detector"])(dims=dims, **resolved["params"])
+    """The detector a resolved cell configuration describes. The key leaves out parameters added after it was
+    defined while they hold their original value (``_ADDED_PARAMS``); they are set back here, since the library's
+    default may have moved since (``map_structure``: ``"none"`` → ``"auto"``, and a cell that pins ``"none"`` must
+    not get the choice)."""
+    cls = _detector_class(resolved["detector"])
+    known = cls(dims=dims).get_params()
+    dropped = {k: v for k, v in _ADDED_PARAMS.items() if k in known and k not in resolved["params"]}
+    return cls(dims=dims, **{**dropped, **resolved["params"]})
 
 
 def _graded(data, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
