@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["robust_center_scale"]
+__all__ = ["median_mad", "robust_center_scale"]
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,3 +22,10 @@ def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for fallback in (mad, values.std(axis=1), np.ones_like(scale)):
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, fallback)
     return center, scale
+
+
+def median_mad(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 · MAD, at least 1e-12) of all of ``values``."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    center = float(np.median(values))
+    return center, max(1.4826 * float(np.median(np.abs(values - center))), 1e-12)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_torch_save
-from ._robust import robust_center_scale
+from ._robust import median_mad, robust_center_scale
 from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import CLEAN_RULES, SelfCleaning
@@ -41,6 +41,7 @@ from .maps import (
 )
 from .nets.unet import UNet
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
+from .subsequences import default_m, profile_maps, reference_of
 from .synthetic import choose_by_injection, inject_defects, outlier_share
 from .training import TrainConfig, TrainResult, autocast, train
 
@@ -54,6 +55,10 @@ _TRAIN_STREAM, _SCORE_STREAM, _AUTO_STREAM = 1, 2, 3
 # reconstruction map ranks those defects below AUTO_BLIND pixel AUROC, "bulk" ranks them AUTO_MARGIN higher, and the
 # texture map singles out more training samples (scores beyond AUTO_TAIL_K robust SDs) than the reconstruction map
 AUTO_SAMPLES, AUTO_BLIND, AUTO_MARGIN, AUTO_TAIL_K = 64, 0.6, 0.05, 3.0
+# map_structure="discord": the matrix profile's reference holds at most DISCORD_REFERENCE points per channel; its
+# scales come from up to DISCORD_SCALE_SAMPLES training samples of the second half (after a DISCORD_GAP-sample gap,
+# so overlapping windows of one record do not match themselves) scored against the first half
+DISCORD_REFERENCE, DISCORD_SCALE_SAMPLES, DISCORD_GAP, DISCORD_MIN_SAMPLES = 20000, 64, 4, 10
 
 
 def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +178,14 @@ class RobustDiffusion(BaseDetector):
         map, else ``"none"``; the choice is ``map_structure_``, the figures (two AUROCs, two outlier shares)
         ``map_structure_scores_``. The choice reconstructs every training sample once more (``n_reconstructions`` draws)
         plus 64 injected ones: about 1.4 times the cost of scoring the training set, added to ``fit`` (forging,
-        192 samples: 24 s on two CPU threads; docs/RESULTS.md §16); ``"none"`` skips it.
+        192 samples: 24 s on two CPU threads; docs/RESULTS.md §16); ``"none"`` skips it. ``"discord"`` (1D only,
+        opt-in): the mean of two robust z-scores, the finished ``|x - x̂|`` map's and the raw-subsequence matrix
+        profile's against the training samples (:mod:`rddpm_signals.subsequences`; subsequences of ``L // 16``
+        points clipped to [4, 64], each point the smallest distance of the subsequences covering it, so the profile
+        stays as sharp as the defect). Centres and scales come from training samples only: the second half's maps,
+        its profile taken against the first half. A classical model as a prior for what is normal: on the 1D
+        development and validation sets it raised pixel AUROC and AUPRC on most fits and lost on one
+        (docs/RESULTS.md §17). Keeps the training samples (at most 20 000 points per channel) in the model.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
@@ -192,7 +204,9 @@ class RobustDiffusion(BaseDetector):
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
     ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_mask_`` (N, …grid) bool, the
-    training points excluded at the end; with position normalisation ``map_center_`` / ``map_scale_`` (…grid).
+    training points excluded at the end; with position normalisation ``map_center_`` / ``map_scale_`` (…grid); with
+    ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of
+    the reconstruction map, then of the profile) and ``discord_m_``.
     """
 
     def __init__(
@@ -327,6 +341,18 @@ class RobustDiffusion(BaseDetector):
                 raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
 
+    def _check_structure_fits(self, X: np.ndarray, dims: int) -> None:
+        """``map_structure="discord"`` needs 1D signals and enough samples for its reference and its scales."""
+        if self.map_structure != "discord":
+            return
+        if dims != 1:
+            raise ValueError("map_structure='discord' is for 1D signals (N, C, L): use 'auto', 'none' or 'bulk' here")
+        if len(X) < DISCORD_MIN_SAMPLES:
+            raise ValueError(
+                f"map_structure='discord' needs at least {DISCORD_MIN_SAMPLES} training samples, got {len(X)}: "
+                "pass more samples or use map_structure='none'"
+            )
+
     def _t0s(self) -> list[int]:
         return [self.t0] if self.map_t0s is None else [int(t) for t in self.map_t0s]
 
@@ -409,6 +435,7 @@ class RobustDiffusion(BaseDetector):
     def _fit(self, X: object) -> RobustDiffusion:
         self._check_params()
         X, dims = self._check_fit_X(X)
+        self._check_structure_fits(X, dims)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group
@@ -566,6 +593,7 @@ class RobustDiffusion(BaseDetector):
         """Raw (unsmoothed) maps ``(N, …grid)`` with the multi-t0 and structure options; plain ``|z - ẑ|`` when
         they are off. ``structure`` overrides :meth:`_structure`."""
         structure = self._structure() if structure is None else structure
+        structure = "none" if structure == "discord" else structure  # its reconstruction part is the plain map
         if not (len(self._t0s()) > 1 or structure != "none"):
             return self._raw_maps(Z, self.net_)[0]
         return self._combine(*self._map_parts(Z, structure))
@@ -628,15 +656,47 @@ class RobustDiffusion(BaseDetector):
         if self.map_structure == "auto":
             self.map_structure_ = self._choose_structure(data)  # fits the references of either choice
         else:
-            self._fit_structure_reference(data, self.map_structure)
-        if self.map_normalization != "position" and self.score_mode != "features":
-            return
-        train_raw = self._scoring_maps(data)
+            self._fit_structure_reference(data, "none" if self.map_structure == "discord" else self.map_structure)
+        train_raw = None
+        if self.map_normalization == "position" or self.score_mode == "features":
+            train_raw = self._scoring_maps(data)
         if self.map_normalization == "position":
             self._fit_map_normalization(train_raw)
+        if self._structure() == "discord":
+            self._fit_discord_reference(data)
         if self.score_mode == "features":
-            scorer = RobustSampleScore(random_state=0).fit(sample_features(self._finish_maps(train_raw)))
+            train_maps = self._with_discord(data, self._finish_maps(train_raw))
+            scorer = RobustSampleScore(random_state=0).fit(sample_features(train_maps))
             self.sample_location_, self.sample_precision_ = scorer.location_, scorer.precision_
+
+    def _fit_discord_reference(self, data: torch.Tensor) -> None:
+        """``map_structure="discord"``: the training samples as the matrix profile's reference, and the robust
+        centre and scale of both maps, learnt on training samples only: up to ``DISCORD_SCALE_SAMPLES`` of the
+        second half (``B``), their finished reconstruction maps and their profile against the first half."""
+        Z = data.numpy().astype(np.float64)
+        n, _, length = Z.shape
+        self.discord_m_ = np.asarray(default_m(length))
+        self.discord_reference_ = reference_of(Z, DISCORD_REFERENCE, 0)
+        later = np.arange(n // 2 + DISCORD_GAP, n)
+        if len(later) == 0:  # few samples: no gap
+            later = np.arange(n // 2, n)
+        b = later[np.linspace(0, len(later) - 1, min(DISCORD_SCALE_SAMPLES, len(later))).astype(int)]
+        first_half = reference_of(Z[: n // 2], DISCORD_REFERENCE, 0)
+        profile = profile_maps(Z[b], first_half, int(self.discord_m_), False, "min")
+        recon = self._finish_maps(self._scoring_maps(data[torch.from_numpy(b)]))
+        self.discord_scales_ = np.array([*median_mad(recon), *median_mad(profile)])
+
+    def _with_discord(self, Z: torch.Tensor, maps: np.ndarray) -> np.ndarray:
+        """With ``map_structure="discord"``: the mean of the robust z-scores of the finished reconstruction ``maps``
+        ``(N, L)`` and of the samples' matrix profile (raw subsequences, each point the smallest distance among the
+        subsequences covering it) against the training reference; otherwise ``maps`` unchanged."""
+        if self._structure() != "discord":
+            return maps
+        check_fitted(self, "discord_reference_")
+        m = int(self.discord_m_)
+        profile = profile_maps(Z.numpy().astype(np.float64), self.discord_reference_, m, False, "min")
+        recon_center, recon_scale, profile_center, profile_scale = (float(v) for v in self.discord_scales_)
+        return 0.5 * ((maps - recon_center) / recon_scale + (profile - profile_center) / profile_scale)
 
     def _finish_maps(self, raw: np.ndarray) -> np.ndarray:
         maps = smooth_maps(raw, self.map_smoothing)
@@ -660,7 +720,8 @@ class RobustDiffusion(BaseDetector):
         ``map_normalization="position"``) z-scored per position: ``(N, L)`` or ``(N, H, W)``, higher = more
         anomalous."""
         X = self._check_X(X)
-        return self._finish_maps(self._scoring_maps(self._normalise(X)))
+        Z = self._normalise(X)
+        return self._with_discord(Z, self._finish_maps(self._scoring_maps(Z)))
 
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
         """Per-sample scores ``(N,)`` of maps ``(N, …grid)`` from :meth:`anomaly_map`, by ``score_mode``."""
@@ -683,6 +744,7 @@ class RobustDiffusion(BaseDetector):
     # learnt only when the map_t0s / map_structure / score_mode options are on
     _FITTED_ARRAYS += ("map_t0_scale_", "structure_scale_", "energy_center_", "energy_scale_")
     _FITTED_ARRAYS += ("sample_location_", "sample_precision_", "map_structure_scores_")
+    _FITTED_ARRAYS += ("discord_reference_", "discord_scales_", "discord_m_")
     _FITTED_CHOICES = ("map_structure_",)  # fitted strings (map_structure="auto")
 
     def save(self, path: str | os.PathLike) -> None:

@@ -32,7 +32,7 @@ __all__ = [
     "SCORE_MODES",
 ]
 
-MAP_STRUCTURES = ("none", "recon", "bulk", "auto")
+MAP_STRUCTURES = ("none", "recon", "bulk", "discord", "auto")
 SCORE_MODES = ("quantile", "mean", "features")
 
 

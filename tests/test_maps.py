@@ -81,3 +81,44 @@ def test_score_modes():
         RobustDiffusion(**TINY_1D, score_mode="max").fit(X)
     with pytest.raises(ValueError, match="map_structure"):
         RobustDiffusion(**PLAIN, map_structure="ssim").fit(X)
+
+
+def _waves(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, 64)
+    x = np.sin(2 * np.pi * (3 * t + rng.uniform(0, 1, (n, 1, 1)))) + 0.05 * rng.normal(size=(n, 2, 64))
+    return x.astype(np.float32)
+
+
+def test_discord_map_is_the_mean_of_the_two_maps_robust_z_scores(tmp_path):
+    """map_structure="discord": (z of the finished |x - x̂| map + z of the raw-subsequence matrix profile, each
+    point the smallest distance of the subsequences covering it) / 2, centres and scales learnt on training data."""
+    from rddpm_signals import MatrixProfile
+
+    X, test = _waves(16, 0), _waves(6, 1)
+    test[2, :, 30:33] += 4.0  # a spike no training subsequence resembles
+    det = RobustDiffusion(**PLAIN, self_clean=False, map_structure="discord").fit(X)
+    maps = det.anomaly_map(test)
+    assert maps.shape == (6, 64) and np.isfinite(maps).all()
+    recon_center, recon_scale, profile_center, profile_scale = det.discord_scales_
+    assert recon_scale > 0 and profile_scale > 0 and int(det.discord_m_) == 4  # 64 // 16
+    profile = MatrixProfile(normalize=False, spread="min").fit(X).anomaly_map(test)
+    recon = det.set_params(map_structure="none").anomaly_map(test)
+    expected = 0.5 * ((recon - recon_center) / recon_scale + (profile - profile_center) / profile_scale)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-4)
+    det.set_params(map_structure="discord")
+    assert 27 <= int(np.argmax(maps[2])) <= 35 and maps[2].max() > maps[[0, 1, 3, 4, 5]].max()
+    # one sample's map does not depend on its company, and save / load keeps it bitwise
+    np.testing.assert_array_equal(det.anomaly_map(test[2:4]), maps[2:4])
+    det.save(tmp_path / "d.pt")
+    np.testing.assert_array_equal(RobustDiffusion.load(tmp_path / "d.pt").anomaly_map(test), maps)
+
+
+def test_discord_map_refuses_images_and_tiny_sets_before_training():
+    images = np.random.default_rng(0).normal(size=(12, 1, 8, 8)).astype(np.float32)
+    det = RobustDiffusion(**{**PLAIN, "dims": 2}, map_structure="discord")
+    with pytest.raises(ValueError, match="map_structure='discord' is for 1D signals"):
+        det.fit(images)
+    assert not hasattr(det, "dims_")
+    with pytest.raises(ValueError, match="at least 10 training samples, got 8"):
+        RobustDiffusion(**PLAIN, map_structure="discord").fit(_waves(8, 0))

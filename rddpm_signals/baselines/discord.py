@@ -22,14 +22,21 @@ import numpy as np
 from .._validation import check_fitted
 from ..base import BaseDetector, infer_dims
 from ..detector import channel_center_scale
+from ..subsequences import (
+    SPREADS,
+    default_m,
+    nearest_distances,
+    points_of,
+    profile_maps,
+    reference_of,
+    spread_to_points,
+)
 from .rpca import load_arrays, save_arrays, saved_dims
 
-__all__ = ["MatrixProfile", "spread_to_points"]
+__all__ = ["MatrixProfile", "nearest_distances", "spread_to_points"]
 
 JOINS = ("ab", "self")
 ENGINES = ("numpy", "stumpy")
-_STD_FLOOR = 1e-7  # STUMPY's threshold below which a subsequence counts as constant
-_CHUNK = 1 << 22  # distance-matrix entries per block
 
 
 def _stumpy():
@@ -38,67 +45,6 @@ def _stumpy():
     except ImportError:  # pragma: no cover - depends on the environment
         raise ValueError("the matrix-profile baseline needs STUMPY: pip install 'rddpm-signals[stumpy]'") from None
     return stumpy
-
-
-def _subsequences(t: np.ndarray, m: int) -> np.ndarray:
-    return np.lib.stride_tricks.sliding_window_view(t, m)
-
-
-def nearest_distances(query: np.ndarray, reference: np.ndarray | None, m: int, normalize: bool) -> np.ndarray:
-    """For each length-``m`` subsequence of ``query`` ``(L,)``, the distance to its nearest neighbour among the
-    subsequences of ``reference`` ``(R,)`` (those holding a NaN are skipped) → ``(L - m + 1,)``. ``reference=None``
-    is the self-join: neighbours within ``m / 4`` of the subsequence itself (trivial matches) are excluded."""
-    q = _subsequences(np.asarray(query, dtype=np.float64), m)
-    self_join = reference is None
-    r = q if self_join else _subsequences(np.asarray(reference, dtype=np.float64), m)
-    if not self_join:
-        r = r[np.isfinite(r).all(axis=1)]
-    if normalize:
-        q_mu, q_sd = q.mean(axis=1), q.std(axis=1)
-        r_mu, r_sd = r.mean(axis=1), r.std(axis=1)
-        q_flat, r_flat = q_sd < _STD_FLOOR, r_sd < _STD_FLOOR
-    else:
-        q_sq, r_sq = (q**2).sum(axis=1), (r**2).sum(axis=1)
-    best = np.full(len(q), np.inf)
-    step = max(1, _CHUNK // max(len(r), 1))
-    zone = int(np.ceil(m / 4))
-    for lo in range(0, len(q), step):
-        hi = min(len(q), lo + step)
-        dot = q[lo:hi] @ r.T
-        if normalize:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rho = (dot - m * np.outer(q_mu[lo:hi], r_mu)) / (m * np.outer(q_sd[lo:hi], r_sd))
-            d2 = 2.0 * m * (1.0 - np.clip(rho, -1.0, 1.0))
-            flat_q, flat_r = q_flat[lo:hi, None], r_flat[None, :]
-            d2 = np.where(flat_q & flat_r, 0.0, np.where(flat_q | flat_r, float(m), d2))
-        else:
-            d2 = q_sq[lo:hi, None] + r_sq[None, :] - 2.0 * dot
-        if self_join:
-            rows = np.arange(lo, hi)[:, None]
-            d2[np.abs(rows - np.arange(len(r))[None, :]) <= zone] = np.inf
-        best[lo:hi] = d2.min(axis=1)
-    return np.sqrt(np.maximum(best, 0.0))
-
-
-SPREADS = ("max", "mean", "min")
-
-
-def spread_to_points(profile: np.ndarray, m: int, how: str = "max") -> np.ndarray:
-    """Subsequence values ``(L - m + 1,)`` → point values ``(L,)``: each point gets the largest (``"max"``), mean or
-    smallest value among the subsequences that cover it. ``"max"`` flags every point within ``m`` of a discord;
-    ``"min"`` only the points that every covering subsequence finds discordant (sharper edges)."""
-    n_sub = profile.shape[-1]
-    if how == "mean":
-        total, count = np.zeros(n_sub + m - 1), np.zeros(n_sub + m - 1)
-        for k in range(m):
-            total[k : k + n_sub] += profile
-            count[k : k + n_sub] += 1.0
-        return total / count
-    reduce, fill = (np.maximum, -np.inf) if how == "max" else (np.minimum, np.inf)
-    out = np.full(n_sub + m - 1, fill)
-    for k in range(m):
-        reduce(out[k : k + n_sub], profile, out=out[k : k + n_sub])
-    return out
 
 
 class MatrixProfile(BaseDetector):
@@ -163,8 +109,7 @@ class MatrixProfile(BaseDetector):
             raise ValueError(f"unknown spread {self.spread!r}: use one of {SPREADS}")
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}: use one of {ENGINES}")
-        m = int(np.clip(length // 16, 4, 64)) if self.m is None else int(self.m)
-        m = min(m, length) if self.m is None else m
+        m = default_m(length) if self.m is None else int(self.m)
         if not 3 <= m <= length:
             raise ValueError(f"m must lie in [3, {length}] (the sample length), got {m}")
         if self.join == "self" and length < 2 * m:
@@ -186,14 +131,7 @@ class MatrixProfile(BaseDetector):
             _stumpy()
         center, scale = channel_center_scale(X)
         self.center_, self.scale_ = center.astype(np.float64), scale.astype(np.float64)
-        keep = np.arange(n)
-        per_sample = length + 1
-        if n * per_sample > self.max_reference:
-            rng = np.random.default_rng(self.random_state)
-            keep = np.sort(rng.choice(n, size=max(1, int(self.max_reference) // per_sample), replace=False))
-        Z = self._scaled(X[keep])
-        gaps = np.full((len(keep), channels, 1), np.nan)
-        self.reference_ = np.concatenate([Z, gaps], axis=2).transpose(1, 0, 2).reshape(channels, -1)[:, :-1]
+        self.reference_ = reference_of(self._scaled(X), self.max_reference, self.random_state)
         self.m_, self.n_channels_, self.length_ = m, channels, length
         self.dims_ = dims
         return self
@@ -204,6 +142,8 @@ class MatrixProfile(BaseDetector):
         if X.shape[2] < (2 * self.m_ if self.join == "self" else self.m_):
             raise ValueError(f"samples of {X.shape[2]} points are too short for m={self.m_}: pass longer samples")
         Z = self._scaled(X)
+        if self.engine == "numpy" and self.join == "ab":
+            return profile_maps(Z, self.reference_, self.m_, self.normalize, self.spread)
         maps = np.zeros((X.shape[0], X.shape[2]))
         for i in range(X.shape[0]):
             for c in range(X.shape[1]):
@@ -212,9 +152,7 @@ class MatrixProfile(BaseDetector):
                     profile = nearest_distances(Z[i, c], reference, self.m_, self.normalize)
                 else:
                     profile = self._stumpy_profile(Z[i, c], reference)
-                finite = np.isfinite(profile)
-                profile[~finite] = profile[finite].max() if finite.any() else 0.0
-                maps[i] += spread_to_points(profile, self.m_, self.spread)
+                maps[i] += points_of(profile, self.m_, self.spread)
         return maps / X.shape[1]
 
     def _stumpy_profile(self, query: np.ndarray, reference: np.ndarray | None) -> np.ndarray:

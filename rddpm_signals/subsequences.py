@@ -1,0 +1,131 @@
+"""Nearest-neighbour distances between subsequences of 1D signals: the matrix profile's engine (Yeh et al. 2016),
+shared by the matrix-profile baseline (:class:`rddpm_signals.baselines.MatrixProfile`) and the diffusion
+detector's ``map_structure="discord"``.
+
+A reference is a set of training samples per channel, concatenated with a NaN between them so that no reference
+subsequence straddles two samples. The AB-join distance of a query subsequence is the Euclidean distance to its
+nearest reference subsequence (raw, or after z-normalising both, as STUMPY does by default); a point's value is
+the largest, mean or smallest distance among the subsequences that cover it. Constant subsequences follow STUMPY's
+convention (distance 0 between two constant ones, ``√m`` between a constant and a varying one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "SPREADS",
+    "default_m",
+    "nearest_distances",
+    "points_of",
+    "profile_maps",
+    "reference_of",
+    "spread_to_points",
+]
+
+_STD_FLOOR = 1e-7  # STUMPY's threshold below which a subsequence counts as constant
+_CHUNK = 1 << 22  # distance-matrix entries per block
+
+
+def default_m(length: int) -> int:
+    """The subsequence length used when none is given: ``length // 16`` clipped to [4, 64] and to ``length``."""
+    return min(int(np.clip(length // 16, 4, 64)), int(length))
+
+
+def _subsequences(t: np.ndarray, m: int) -> np.ndarray:
+    return np.lib.stride_tricks.sliding_window_view(t, m)
+
+
+def nearest_distances(query: np.ndarray, reference: np.ndarray | None, m: int, normalize: bool) -> np.ndarray:
+    """For each length-``m`` subsequence of ``query`` ``(L,)``, the distance to its nearest neighbour among the
+    subsequences of ``reference`` ``(R,)`` (those holding a NaN are skipped) → ``(L - m + 1,)``. ``reference=None``
+    is the self-join: neighbours within ``m / 4`` of the subsequence itself (trivial matches) are excluded."""
+    q = _subsequences(np.asarray(query, dtype=np.float64), m)
+    self_join = reference is None
+    r = q if self_join else _subsequences(np.asarray(reference, dtype=np.float64), m)
+    if not self_join:
+        r = r[np.isfinite(r).all(axis=1)]
+    if normalize:
+        q_mu, q_sd = q.mean(axis=1), q.std(axis=1)
+        r_mu, r_sd = r.mean(axis=1), r.std(axis=1)
+        q_flat, r_flat = q_sd < _STD_FLOOR, r_sd < _STD_FLOOR
+    else:
+        q_sq, r_sq = (q**2).sum(axis=1), (r**2).sum(axis=1)
+    best = np.full(len(q), np.inf)
+    step = max(1, _CHUNK // max(len(r), 1))
+    zone = int(np.ceil(m / 4))
+    for lo in range(0, len(q), step):
+        hi = min(len(q), lo + step)
+        dot = q[lo:hi] @ r.T
+        if normalize:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = (dot - m * np.outer(q_mu[lo:hi], r_mu)) / (m * np.outer(q_sd[lo:hi], r_sd))
+            d2 = 2.0 * m * (1.0 - np.clip(rho, -1.0, 1.0))
+            flat_q, flat_r = q_flat[lo:hi, None], r_flat[None, :]
+            d2 = np.where(flat_q & flat_r, 0.0, np.where(flat_q | flat_r, float(m), d2))
+        else:
+            d2 = q_sq[lo:hi, None] + r_sq[None, :] - 2.0 * dot
+        if self_join:
+            rows = np.arange(lo, hi)[:, None]
+            d2[np.abs(rows - np.arange(len(r))[None, :]) <= zone] = np.inf
+        best[lo:hi] = d2.min(axis=1)
+    return np.sqrt(np.maximum(best, 0.0))
+
+
+SPREADS = ("max", "mean", "min")
+
+
+def spread_to_points(profile: np.ndarray, m: int, how: str = "max") -> np.ndarray:
+    """Subsequence values ``(L - m + 1,)`` → point values ``(L,)``: each point gets the largest (``"max"``), mean or
+    smallest value among the subsequences that cover it. ``"max"`` flags every point within ``m`` of a discord;
+    ``"min"`` only the points that every covering subsequence finds discordant (sharper edges)."""
+    n_sub = profile.shape[-1]
+    if how == "mean":
+        total, count = np.zeros(n_sub + m - 1), np.zeros(n_sub + m - 1)
+        for k in range(m):
+            total[k : k + n_sub] += profile
+            count[k : k + n_sub] += 1.0
+        return total / count
+    reduce, fill = (np.maximum, -np.inf) if how == "max" else (np.minimum, np.inf)
+    out = np.full(n_sub + m - 1, fill)
+    for k in range(m):
+        reduce(out[k : k + n_sub], profile, out=out[k : k + n_sub])
+    return out
+
+
+def reference_of(Z: np.ndarray, max_reference: int, random_state: int | None) -> np.ndarray:
+    """Samples ``Z`` ``(N, C, L)`` → the reference ``(C, R)`` float64: the samples of each channel concatenated,
+    a NaN between two samples; with more than ``max_reference`` points per channel, a random subset of samples
+    (seeded by ``random_state``)."""
+    n, channels, length = Z.shape
+    keep = np.arange(n)
+    per_sample = length + 1
+    if n * per_sample > max_reference:
+        rng = np.random.default_rng(random_state)
+        keep = np.sort(rng.choice(n, size=max(1, int(max_reference) // per_sample), replace=False))
+    kept = np.asarray(Z[keep], dtype=np.float64)
+    gaps = np.full((len(keep), channels, 1), np.nan)
+    return np.concatenate([kept, gaps], axis=2).transpose(1, 0, 2).reshape(channels, -1)[:, :-1]
+
+
+def profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str) -> np.ndarray:
+    """The AB-join map of each sample of ``Z`` ``(N, C, L)`` against ``reference`` ``(C, R)``: per channel the
+    nearest-neighbour distance of each subsequence, spread to points (:func:`spread_to_points`), averaged over
+    channels → ``(N, L)`` float64."""
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.shape[2] < m:
+        raise ValueError(f"samples of {Z.shape[2]} points are too short for subsequences of m={m}: pass longer samples")
+    maps = np.zeros((Z.shape[0], Z.shape[2]))
+    for i in range(Z.shape[0]):
+        for c in range(Z.shape[1]):
+            maps[i] += points_of(nearest_distances(Z[i, c], reference[c], m, normalize), m, spread)
+    return maps / Z.shape[1]
+
+
+def points_of(profile: np.ndarray, m: int, spread: str) -> np.ndarray:
+    """A profile ``(L - m + 1,)`` → point values ``(L,)``: non-finite distances (no finite neighbour) set to the
+    largest finite one, then :func:`spread_to_points`."""
+    profile = np.array(profile, dtype=np.float64)
+    finite = np.isfinite(profile)
+    profile[~finite] = profile[finite].max() if finite.any() else 0.0
+    return spread_to_points(profile, m, spread)
