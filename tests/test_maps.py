@@ -122,3 +122,15 @@ def test_discord_map_refuses_images_and_tiny_sets_before_training():
     assert not hasattr(det, "dims_")
     with pytest.raises(ValueError, match="at least 10 training samples, got 8"):
         RobustDiffusion(**PLAIN, map_structure="discord").fit(_waves(8, 0))
+
+
+def test_discord_reference_leaves_out_the_points_self_cleaning_excluded():
+    X = _waves(16, 0)
+    X[3, :, 20:26] += 5.0  # a training anomaly
+    det = RobustDiffusion(**PLAIN, self_clean=True, map_structure="discord").fit(X)
+    flagged = int(det.clean_mask_.sum())
+    assert flagged > 0
+    n_nan = np.isnan(det.discord_reference_).sum(axis=1)  # per channel: one NaN between samples, plus the flagged
+    np.testing.assert_array_equal(n_nan, [15 + flagged] * 2)
+    plain = RobustDiffusion(**PLAIN, self_clean=False, map_structure="discord").fit(X)
+    assert np.isnan(plain.discord_reference_).sum(axis=1).tolist() == [15, 15]
