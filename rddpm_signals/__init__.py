@@ -7,6 +7,7 @@ from .detector import RobustDiffusion
 from .methods import make_detector
 from .model import AnomalyModel
 from .persistence import load_detector
+from .typicality import DenoisingTypicality
 
 __version__ = "0.1.0"
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "MatrixProfile",
     "IsolationForestDetector",
     "AnomalyModel",
+    "DenoisingTypicality",
     "make_detector",
     "load_detector",
     "datasets",

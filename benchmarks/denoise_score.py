@@ -1,0 +1,101 @@
+"""Whole-sample scores on saved fits (issue 12; docs/RESULTS.md §18): the default's map score, the network's
+denoising error (``rddpm_signals.DenoisingTypicality``) one-sided and two-sided, and an IsolationForest on the
+raw pixels of the same training set.
+
+For each ``t`` in ``--ts`` and ``--draws`` noise draws (seeded per sample), ``mean((ε̂(x_t, t) − ε)²)`` over the
+sample, as a robust z-score against the training samples' errors. Columns (sample AUROC): ``map_score``;
+``denoise`` — the mean z (one-sided: higher error = anomalous); ``denoise_abs`` — the mean ``|z|`` (two-sided,
+``DenoisingTypicality.score``); ``denoise_abs_of_mean`` — ``|mean z|``; ``t=…`` — each level's z alone;
+``iforest``. Nothing here is tuned on test labels.
+
+    python benchmarks/denoise_score.py --models results/s18/models --fits results/s18/fits \\
+        --datasets 'whole_sample;val_whole_sample' --n-test 512 --out results/s18/denoise_lib
+
+Prints one JSON line per fit, then a table; writes ``denoise_score.md`` / ``.json`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise_table import _split  # noqa: E402
+from structure_choice import _cell_of  # noqa: E402
+
+from rddpm_signals import RobustDiffusion  # noqa: E402
+from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
+from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
+from rddpm_signals.metrics import sample_auroc  # noqa: E402
+from rddpm_signals.typicality import DenoisingTypicality  # noqa: E402
+
+
+def score_fit(model: Path, record: dict, n_test: int, ts: list[int], draws: int) -> dict:
+    resolved = _cell_of(record, model.stem).resolved()
+    resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
+    data = load_cell_data(resolved)
+    det = RobustDiffusion.load(model, device="cpu")
+    typicality = DenoisingTypicality(timesteps=ts, draws=draws).fit(det, data.train_x)
+    z_test = typicality.errors(data.test_x)
+    per_t = {f"t={t}": round(sample_auroc(z_test[:, j], data.test_label), 4) for j, t in enumerate(ts)}
+    iforest = IsolationForestDetector().fit(data.train_x)
+    return {
+        "dataset": record["dataset"],
+        "seed": record["seed"],
+        "map_score": round(sample_auroc(det.anomaly_score(data.test_x), data.test_label), 4),
+        "denoise": round(sample_auroc(z_test.mean(axis=1), data.test_label), 4),
+        "denoise_abs": round(sample_auroc(typicality.score(data.test_x), data.test_label), 4),
+        "denoise_abs_of_mean": round(sample_auroc(np.abs(z_test.mean(axis=1)), data.test_label), 4),
+        **per_t,
+        "iforest": round(sample_auroc(iforest.anomaly_score(data.test_x), data.test_label), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--fits", nargs="+", required=True)
+    p.add_argument("--datasets", required=True)
+    p.add_argument("--n-test", type=int, default=512)
+    p.add_argument("--ts", default="50,100,200,400,700")
+    p.add_argument("--draws", type=int, default=2)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    ts = [int(t) for t in args.ts.split(",")]
+    wanted = set(_split(args.datasets))
+    records = {}
+    for folder in args.fits:
+        for f in Path(folder).glob("*.json"):
+            records[f.stem] = json.loads(f.read_text())
+    rows = []
+    for folder in args.models:
+        for model in sorted(Path(folder).glob("*.pt")):
+            record = records.get(model.stem)
+            if record is None or record["dataset"] not in wanted:
+                continue
+            rows.append(score_fit(model, record, args.n_test, ts, args.draws))
+            print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda r: (r["dataset"], r["seed"]))
+    keys = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    table = "\n".join(lines)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "denoise_score.md", table + "\n")
+    atomic_write_text(out / "denoise_score.json", json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
