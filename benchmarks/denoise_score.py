@@ -28,21 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import _split  # noqa: E402
-from structure_choice import _cell_of  # noqa: E402
+from larger_test import load_saved_fit  # noqa: E402
 
-from rddpm_signals import RobustDiffusion  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
-from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
 from rddpm_signals.metrics import sample_auroc  # noqa: E402
 from rddpm_signals.typicality import DenoisingTypicality  # noqa: E402
 
 
 def score_fit(model: Path, record: dict, n_test: int, ts: list[int], draws: int) -> dict:
-    resolved = _cell_of(record, model.stem).resolved()
-    resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
-    data = load_cell_data(resolved)
-    det = RobustDiffusion.load(model, device="cpu")
+    data, det = load_saved_fit(model, record, n_test)
     typicality = DenoisingTypicality(timesteps=ts, draws=draws).fit(det, data.train_x)
     z_test = typicality.errors(data.test_x)
     per_t = {f"t={t}": round(sample_auroc(z_test[:, j], data.test_label), 4) for j, t in enumerate(ts)}

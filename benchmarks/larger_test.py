@@ -36,15 +36,20 @@ from structure_choice import _cell_of  # noqa: E402
 from rddpm_signals import RobustDiffusion  # noqa: E402
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
+from rddpm_signals.datasets.base import AnomalyDataset  # noqa: E402
 from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
+
+
+def load_saved_fit(model: Path, record: dict, n_test: int) -> tuple[AnomalyDataset, RobustDiffusion]:
+    """A saved fit's data (its own training set, a test set of ``n_test`` samples) and its detector, on the CPU."""
+    resolved = _cell_of(record, model.stem).resolved()
+    resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
+    return load_cell_data(resolved), RobustDiffusion.load(model, device="cpu")
 
 
 def score_fit(model: Path, record: dict, n_test: int, variants: list[str], iforest: bool) -> dict:
     """One fit: ``{"dataset", "seed", "contamination", variant → metrics, ["iforest" → metrics]}``."""
-    resolved = _cell_of(record, model.stem).resolved()
-    resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
-    data = load_cell_data(resolved)
-    det = RobustDiffusion.load(model, device="cpu")
+    data, det = load_saved_fit(model, record, n_test)
     base = det.get_params()
     row = {"dataset": record["dataset"], "seed": record["seed"], "contamination": record["contamination"]}
     Z = det._normalise(data.train_x)
