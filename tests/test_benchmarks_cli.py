@@ -30,6 +30,7 @@ generalise_table = _load("generalise_table")
 trim_profile = _load("trim_profile")
 structure_choice = _load("structure_choice")
 larger_test = _load("larger_test")
+denoise_score = _load("denoise_score")
 variant_gain = _load("variant_gain")
 per_fit_rule = _load("per_fit_rule")
 
@@ -266,6 +267,12 @@ def test_larger_test_rescores_a_saved_fit_on_more_test_samples(tmp_path, capsys)
     assert all(0.0 <= float(r["sample_auroc"]) <= 1.0 for r in rows)
     assert larger_test.main([*argv, "--base", "nope"]) == 2
     assert larger_test.main([*argv[:4], "--datasets", "rolling"]) == 2
+    # the whole-sample scores of the same saved fit (DenoisingTypicality beside the map score and IsolationForest)
+    argv = ["--models", str(models), "--fits", str(fits), "--datasets", "forging", "--n-test", "24"]
+    assert denoise_score.main([*argv, "--ts", "5,20", "--draws", "1", "--out", str(out)]) == 0
+    (row,) = json.loads((out / "denoise_score.json").read_text())
+    assert set(row) >= {"map_score", "denoise", "denoise_abs", "t=5", "t=20", "iforest"}
+    assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("dataset", "seed"))
 
 
 def test_trim_profile_counts_what_each_loss_drops():
