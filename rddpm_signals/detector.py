@@ -185,12 +185,15 @@ class RobustDiffusion(BaseDetector):
         stays as sharp as the defect). Centres and scales come from training samples only: the second half's maps,
         its profile taken against the first half; the points self-cleaning excluded are left out of the reference.
         A classical model as a prior for what is normal: on 26 fits of the 1D sets it lost no more than 0.005 pixel
-        AUROC on any and raised the mean by 0.02 (docs/RESULTS.md §17). Keeps the training samples (at most 20 000
-        points per channel) in the model.
+        AUROC on any and raised the mean by 0.02; on six fresh fits, +0.011 on average but −0.006 on one
+        (docs/RESULTS.md §17). Scoring takes 18–50 % longer. Keeps the training samples (at most 20 000 points per
+        channel) in the model.
     score_quantile: ``anomaly_score`` is this quantile of each map (1 = max).
     score_mode: ``"quantile"`` (the ``score_quantile`` quantile of the map), ``"mean"`` (the map's mean) or
         ``"features"`` (robust Mahalanobis distance of per-sample map features from the training samples';
-        learnt at the end of ``fit``). :meth:`score_maps` applies it to maps already computed.
+        learnt at the end of ``fit``). :meth:`score_maps` applies it to maps already computed. Where the anomalies
+        are whole samples of another kind, :class:`rddpm_signals.DenoisingTypicality` scores the samples themselves
+        (docs/RESULTS.md §18).
     scoring_batch_size: samples reconstructed together when scoring (memory). On the CPU a sample's map is bitwise
         the same for any ``scoring_batch_size``, any batch it is scored in, any order or company: its noise is
         drawn from its own seed and the network always sees ``scoring.NET_ROWS`` rows per call. On CUDA maps agree
