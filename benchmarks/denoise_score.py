@@ -31,26 +31,41 @@ from generalise_table import _split  # noqa: E402
 from larger_test import load_saved_fit  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._robust import median_mad  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.metrics import sample_auroc  # noqa: E402
 from rddpm_signals.typicality import DenoisingTypicality  # noqa: E402
 
 
-def score_fit(model: Path, record: dict, n_test: int, ts: list[int], draws: int) -> dict:
+def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``scores`` as robust z-scores against ``reference`` (median, 1.4826 · MAD)."""
+    centre, scale = median_mad(reference)
+    return (np.asarray(scores) - centre) / scale
+
+
+def score_fit(model: Path, record: dict, n_test: int | None, ts: list[int], draws: int, combined: bool) -> dict:
     data, det = load_saved_fit(model, record, n_test)
     typicality = DenoisingTypicality(timesteps=ts, draws=draws).fit(det, data.train_x)
     z_test = typicality.errors(data.test_x)
     per_t = {f"t={t}": round(sample_auroc(z_test[:, j], data.test_label), 4) for j, t in enumerate(ts)}
     iforest = IsolationForestDetector().fit(data.train_x)
+    map_score = det.anomaly_score(data.test_x)
+    extra = {}
+    if combined:  # either score beyond the training bulk: the larger of the two robust z-scores
+        z_map = robust_z(map_score, det.anomaly_score(data.train_x))
+        z_typ = robust_z(typicality.score(data.test_x), typicality.score(data.train_x))
+        extra["max_z"] = round(sample_auroc(np.maximum(z_map, z_typ), data.test_label), 4)
+        extra["mean_z"] = round(sample_auroc((z_map + z_typ) / 2, data.test_label), 4)
     return {
         "dataset": record["dataset"],
         "seed": record["seed"],
-        "map_score": round(sample_auroc(det.anomaly_score(data.test_x), data.test_label), 4),
+        "map_score": round(sample_auroc(map_score, data.test_label), 4),
         "denoise": round(sample_auroc(z_test.mean(axis=1), data.test_label), 4),
         "denoise_abs": round(sample_auroc(typicality.score(data.test_x), data.test_label), 4),
         "denoise_abs_of_mean": round(sample_auroc(np.abs(z_test.mean(axis=1)), data.test_label), 4),
         **per_t,
         "iforest": round(sample_auroc(iforest.anomaly_score(data.test_x), data.test_label), 4),
+        **extra,
     }
 
 
@@ -59,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", required=True)
     p.add_argument("--fits", nargs="+", required=True)
     p.add_argument("--datasets", required=True)
-    p.add_argument("--n-test", type=int, default=512)
+    p.add_argument("--n-test", type=int, default=512, help="test samples; 0: the preset's own test set")
     p.add_argument("--ts", default="50,100,200,400,700")
     p.add_argument("--draws", type=int, default=2)
+    p.add_argument("--combined", action="store_true", help="also the two scores combined (max_z, mean_z)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -77,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             record = records.get(model.stem)
             if record is None or record["dataset"] not in wanted:
                 continue
-            rows.append(score_fit(model, record, args.n_test, ts, args.draws))
+            rows.append(score_fit(model, record, args.n_test or None, ts, args.draws, args.combined))
             print(json.dumps(rows[-1]), flush=True)
     rows.sort(key=lambda r: (r["dataset"], r["seed"]))
     keys = list(rows[0]) if rows else []

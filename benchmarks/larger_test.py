@@ -40,10 +40,12 @@ from rddpm_signals.datasets.base import AnomalyDataset  # noqa: E402
 from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
 
 
-def load_saved_fit(model: Path, record: dict, n_test: int) -> tuple[AnomalyDataset, RobustDiffusion]:
-    """A saved fit's data (its own training set, a test set of ``n_test`` samples) and its detector, on the CPU."""
+def load_saved_fit(model: Path, record: dict, n_test: int | None) -> tuple[AnomalyDataset, RobustDiffusion]:
+    """A saved fit's data (its own training set, a test set of ``n_test`` samples; ``None``: the preset's) and its
+    detector, on the CPU."""
     resolved = _cell_of(record, model.stem).resolved()
-    resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
+    if n_test is not None:
+        resolved["data_options"] = {**resolved["data_options"], "n_test": n_test}
     return load_cell_data(resolved), RobustDiffusion.load(model, device="cpu")
 
 
