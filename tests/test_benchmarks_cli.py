@@ -269,9 +269,9 @@ def test_larger_test_rescores_a_saved_fit_on_more_test_samples(tmp_path, capsys)
     assert larger_test.main([*argv[:4], "--datasets", "rolling"]) == 2
     # the whole-sample scores of the same saved fit (DenoisingTypicality beside the map score and IsolationForest)
     argv = ["--models", str(models), "--fits", str(fits), "--datasets", "forging", "--n-test", "24"]
-    assert denoise_score.main([*argv, "--ts", "5,20", "--draws", "1", "--out", str(out)]) == 0
+    assert denoise_score.main([*argv, "--ts", "5,20", "--draws", "1", "--combined", "--out", str(out)]) == 0
     (row,) = json.loads((out / "denoise_score.json").read_text())
-    assert set(row) >= {"map_score", "denoise", "denoise_abs", "t=5", "t=20", "iforest"}
+    assert set(row) >= {"map_score", "denoise", "denoise_abs", "t=5", "t=20", "iforest", "max_z", "mean_z"}
     assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("dataset", "seed"))
 
 
