@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalise_table import _split  # noqa: E402
 from larger_test import load_saved_fit  # noqa: E402
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import write_table_and_rows  # noqa: E402
 from rddpm_signals._robust import median_mad  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.metrics import sample_auroc  # noqa: E402
@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "denoise_score.md", table + "\n")
-    atomic_write_text(out / "denoise_score.json", json.dumps(rows, indent=1) + "\n")
+    write_table_and_rows(args.out, "denoise_score", table, rows)
     return 0
 
 

@@ -15,7 +15,6 @@ Run it on a quiet machine: every figure is a wall-clock time.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from rddpm_signals import RobustDiffusion, datasets
-from rddpm_signals._io import atomic_write_text
+from rddpm_signals._io import write_table_and_rows
 from rddpm_signals.harness.presets import dataset_options, model_params
 
 #: (dataset, preset whose sizes it is loaded with)
@@ -93,10 +92,7 @@ def main() -> None:
         )
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "discord_cost.md", table + "\n")
-    atomic_write_text(out / "discord_cost.json", json.dumps(rows, indent=1) + "\n")
+    write_table_and_rows(args.out, "discord_cost", table, rows)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_torch_save"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_torch_save", "write_table_and_rows"]
 
 
 @contextlib.contextmanager
@@ -60,6 +60,17 @@ def _fsync(path: str | os.PathLike, folder: bool) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_table_and_rows(folder: str | os.PathLike, stem: str, table: str, rows: list[dict]) -> None:
+    """A benchmark's outputs: ``folder/stem.md`` (the printed markdown ``table``) and ``folder/stem.json``
+    (``rows``), each written atomically; ``folder`` is created."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / f"{stem}.md", table + "\n")
+    atomic_write_text(folder / f"{stem}.json", json.dumps(rows, indent=1) + "\n")
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
