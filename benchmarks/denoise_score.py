@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import _split  # noqa: E402
-from larger_test import load_saved_fit  # noqa: E402
+from larger_test import find_saved_fits, load_saved_fit  # noqa: E402
 
 from rddpm_signals._io import write_table_and_rows  # noqa: E402
 from rddpm_signals._robust import median_mad  # noqa: E402
@@ -47,13 +47,14 @@ def score_fit(model: Path, record: dict, n_test: int | None, ts: list[int], draw
     data, det = load_saved_fit(model, record, n_test)
     typicality = DenoisingTypicality(timesteps=ts, draws=draws).fit(det, data.train_x)
     z_test = typicality.errors(data.test_x)
+    typical_test = np.abs(z_test).mean(axis=1)  # = typicality.score(data.test_x), without a second pass
     per_t = {f"t={t}": round(sample_auroc(z_test[:, j], data.test_label), 4) for j, t in enumerate(ts)}
     iforest = IsolationForestDetector().fit(data.train_x)
     map_score = det.anomaly_score(data.test_x)
     extra = {}
     if combined:  # either score beyond the training bulk: the larger of the two robust z-scores
         z_map = robust_z(map_score, det.anomaly_score(data.train_x))
-        z_typ = robust_z(typicality.score(data.test_x), typicality.score(data.train_x))
+        z_typ = robust_z(typical_test, typicality.score(data.train_x))
         extra["max_z"] = round(sample_auroc(np.maximum(z_map, z_typ), data.test_label), 4)
         extra["mean_z"] = round(sample_auroc((z_map + z_typ) / 2, data.test_label), 4)
     return {
@@ -61,7 +62,7 @@ def score_fit(model: Path, record: dict, n_test: int | None, ts: list[int], draw
         "seed": record["seed"],
         "map_score": round(sample_auroc(map_score, data.test_label), 4),
         "denoise": round(sample_auroc(z_test.mean(axis=1), data.test_label), 4),
-        "denoise_abs": round(sample_auroc(typicality.score(data.test_x), data.test_label), 4),
+        "denoise_abs": round(sample_auroc(typical_test, data.test_label), 4),
         "denoise_abs_of_mean": round(sample_auroc(np.abs(z_test.mean(axis=1)), data.test_label), 4),
         **per_t,
         "iforest": round(sample_auroc(iforest.anomaly_score(data.test_x), data.test_label), 4),
@@ -82,19 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     ts = [int(t) for t in args.ts.split(",")]
-    wanted = set(_split(args.datasets))
-    records = {}
-    for folder in args.fits:
-        for f in Path(folder).glob("*.json"):
-            records[f.stem] = json.loads(f.read_text())
     rows = []
-    for folder in args.models:
-        for model in sorted(Path(folder).glob("*.pt")):
-            record = records.get(model.stem)
-            if record is None or record["dataset"] not in wanted:
-                continue
-            rows.append(score_fit(model, record, args.n_test or None, ts, args.draws, args.combined))
-            print(json.dumps(rows[-1]), flush=True)
+    for model, record in find_saved_fits(args.models, args.fits, _split(args.datasets), None):
+        rows.append(score_fit(model, record, args.n_test or None, ts, args.draws, args.combined))
+        print(json.dumps(rows[-1]), flush=True)
     rows.sort(key=lambda r: (r["dataset"], r["seed"]))
     keys = list(rows[0]) if rows else []
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

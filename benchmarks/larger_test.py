@@ -49,6 +49,24 @@ def load_saved_fit(model: Path, record: dict, n_test: int | None) -> tuple[Anoma
     return load_cell_data(resolved), RobustDiffusion.load(model, device="cpu")
 
 
+def find_saved_fits(
+    model_dirs: list[str], fit_dirs: list[str], datasets: list[str], method: str | None
+) -> list[tuple[Path, dict]]:
+    """``(model file, cached fit record)`` for every saved model (``generalise.py --save-models``) whose record
+    (same cell key, in one of ``fit_dirs``) is of one of ``datasets`` and, unless ``method`` is ``None``, of
+    ``method``; models in file-name order."""
+    found = []
+    for folder in map(Path, model_dirs):
+        for model in sorted(folder.glob("*.pt")):
+            path = next(
+                (Path(f) / f"{model.stem}.json" for f in fit_dirs if (Path(f) / f"{model.stem}.json").exists()), None
+            )
+            record = None if path is None else json.loads(path.read_text())
+            if record and record["dataset"] in datasets and method in (None, record["method"]):
+                found.append((model, record))
+    return found
+
+
 def score_fit(model: Path, record: dict, n_test: int, variants: list[str], iforest: bool) -> dict:
     """One fit: ``{"dataset", "seed", "contamination", variant → metrics, ["iforest" → metrics]}``."""
     data, det = load_saved_fit(model, record, n_test)
@@ -80,15 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant and not {args.base, args.variant} <= set(variants):
         print("error: --base and --variant must be among --variants", file=sys.stderr)
         return 2
-    found = []
-    for folder in map(Path, args.models):
-        for model in sorted(folder.glob("*.pt")):
-            path = next(
-                (Path(f) / f"{model.stem}.json" for f in args.fits if (Path(f) / f"{model.stem}.json").exists()), None
-            )
-            record = None if path is None else json.loads(path.read_text())
-            if record and record["dataset"] in datasets and record["method"] == args.method:
-                found.append((model, record))
+    found = find_saved_fits(args.models, args.fits, datasets, args.method)
     if not found:
         print(
             f"error: no saved {args.method} fit of {datasets} in {args.models}: run generalise.py --save-models",

@@ -4,6 +4,7 @@ half-written file and an interrupted write leaves the old file (or none) in plac
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,8 +66,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def write_table_and_rows(folder: str | os.PathLike, stem: str, table: str, rows: list[dict]) -> None:
     """A benchmark's outputs: ``folder/stem.md`` (the printed markdown ``table``) and ``folder/stem.json``
     (``rows``), each written atomically; ``folder`` is created."""
-    import json
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"{stem}.md", table + "\n")
