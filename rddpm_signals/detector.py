@@ -117,11 +117,13 @@ class RobustDiffusion(BaseDetector):
         ``(N, C, H, W)`` → 2; the resolved value is the fitted attribute ``dims_``).
     loss: the noise-prediction loss, one of :data:`rddpm_signals.losses.LOSSES`: ``"mse"`` (plain DDPM), ``"l1"``,
         ``"huber"``, ``"pseudo_huber"``, ``"lts"`` (the paper's), and the variants ``"huber_adaptive"``,
-        ``"pseudo_huber_scheduled"``, ``"lts_bucket"``, ``"lts_element"``, ``"tukey"``, ``"cauchy"``,
-        ``"geman_mcclure"`` (see :mod:`rddpm_signals.losses.objectives`).
+        ``"pseudo_huber_scheduled"``, ``"lts_bucket"``, ``"lts_element"``, ``"lts_test"``, ``"tukey"``,
+        ``"cauchy"``, ``"geman_mcclure"`` (see :mod:`rddpm_signals.losses.objectives`).
     delta: the loss's threshold: Huber δ / pseudo-Huber c in noise units, or for the scaled variants a multiple of
-        the running robust residual scale. ``None`` takes the loss's default.
-    trim: share trimmed by the LTS losses (samples, or elements for ``lts_element``); ``None``: the default.
+        the running robust residual scale; for ``lts_test`` the outlier cut, in robust standard deviations of the
+        log loss. ``None`` takes the loss's default.
+    trim: share trimmed by the LTS losses (samples, or elements for ``lts_element``; the most ``lts_test`` trims);
+        ``None``: the default.
     channels, channel_mult, num_res_blocks, attention: UNet width, levels, depth, mid-level attention.
     timesteps, schedule: length and kind (``"linear" | "cosine"``) of the noise schedule.
     train_steps, batch_size, lr, weight_decay, ema_decay, grad_clip: the optimisation (AdamW; the EMA weights

@@ -94,6 +94,34 @@ def test_lts_bucket_trims_within_noise_levels():
     assert kept.tolist() == [True, True, False, True]
 
 
+def _lts_test_loss(trim: float = 0.2) -> object:
+    loss = make_loss("lts_test", trim=trim, t_range=1000)
+    loss.scale.scale[:], loss.scale.seen[:] = 1.0, True
+    return loss
+
+
+def test_lts_test_keeps_every_sample_of_a_batch_without_outliers():
+    loss = _lts_test_loss()
+    quantiles = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(64.0) + 0.5) / 64)
+    per_sample = torch.exp(0.2 * quantiles[torch.randperm(64, generator=torch.Generator().manual_seed(0))])
+    kept = loss.keep(per_sample, torch.full((64,), 500))
+    assert bool(kept.all())  # fixed-share LTS would drop 13 of them
+    assert int(make_loss("lts", trim=0.2).keep(per_sample, torch.full((64,), 500)).sum()) == 52
+
+
+def test_lts_test_drops_only_the_outliers_and_at_most_its_share():
+    loss = _lts_test_loss(trim=0.2)
+    per_sample = torch.exp(0.2 * torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(40.0) + 0.5) / 40))
+    per_sample[[3, 17]] = 20.0
+    t = torch.full((40,), 500)
+    assert torch.nonzero(~loss.keep(per_sample, t)).flatten().tolist() == [3, 17]
+    per_sample[:16] = 50.0 + torch.arange(16.0)  # 40 % outliers: only the worst 20 % go
+    kept = loss.keep(per_sample, t)
+    assert torch.nonzero(~kept).flatten().tolist() == list(range(8, 16))  # the 8 largest of the 16
+    with pytest.raises(ValueError, match="delta"):
+        make_loss("lts_test", delta=0.0)
+
+
 def test_flag_points_finds_planted_defects_and_respects_the_cap():
     rng = np.random.default_rng(0)
     maps = rng.gamma(2.0, 0.1, size=(50, 64))
@@ -164,7 +192,16 @@ def test_position_normalizer_is_robust_and_checks_the_grid():
 
 @pytest.mark.parametrize(
     "loss",
-    ["huber_adaptive", "pseudo_huber_scheduled", "lts_bucket", "lts_element", "tukey", "cauchy", "geman_mcclure"],
+    [
+        "huber_adaptive",
+        "pseudo_huber_scheduled",
+        "lts_bucket",
+        "lts_element",
+        "lts_test",
+        "tukey",
+        "cauchy",
+        "geman_mcclure",
+    ],
 )
 def test_every_variant_trains(tiny_1d_data, loss):
     det = RobustDiffusion(**{**TINY_1D, "loss": loss}).fit(tiny_1d_data)

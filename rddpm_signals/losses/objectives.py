@@ -18,6 +18,8 @@ name                       what                                                 
 ``pseudo_huber_scheduled`` pseudo-Huber with c_t = (1 - c)/(1 + σ_t)² + c, σ_t² = (1 - ᾱ_t)/ᾱ_t    c = 0.1
 ``lts_bucket``             LTS on per-sample losses divided by σ̂_t² (trims within noise levels)   trim = 0.2
 ``lts_element``            drop the ``trim`` share of elements with the largest ``|r| / σ̂_t``     trim = 0.05
+``lts_test``               drop only the samples whose σ̂_t²-scaled loss is a robust outlier of    δ = 3,
+                           the batch (log-scale z > δ), at most the ``trim`` share                trim = 0.2
 ``tukey``                  Tukey biweight with c_t = δ · σ̂_t (redescending)                      δ = 4.685
 ``cauchy``                 Cauchy with c_t = δ · σ̂_t                                             δ = 2.385
 ``geman_mcclure``          Geman–McClure with c_t = δ · σ̂_t                                      δ = 2.0
@@ -306,6 +308,31 @@ class LTSElementLoss(_TrimmedLoss):
         return (z < cut).to(r.dtype)
 
 
+class LTSTestLoss(_TrimmedLoss):
+    """LTS that trims only outliers: a sample is dropped when its per-sample loss divided by σ̂_t² (as
+    ``lts_bucket``) is a robust outlier of the batch — its log lies more than ``delta`` robust standard deviations
+    (1.4826 · MAD) above the batch median — and at most the ``trim`` share of the batch (the largest) is dropped.
+
+    Fixed-share LTS drops ``trim`` of every batch, clean or not, so on clean data it never learns its hardest
+    samples; this loss is meant to be plain MSE on clean batches and LTS on contaminated ones.
+    """
+
+    name = "lts_test"
+    scaled = True
+
+    def __init__(self, trim: float = 0.2, delta: float = 3.0, t_range: int = 1000, **_):
+        super().__init__(trim=trim, t_range=t_range)
+        self.delta = _positive(self.name, delta)
+
+    def keep(self, per_sample, t):
+        normalised = per_sample.detach() / self._scaled(t, per_sample).square()
+        logs = torch.log(normalised.clamp_min(1e-30))
+        centre = logs.median()
+        spread = 1.4826 * (logs - centre).abs().median()
+        outlier = logs > centre + self.delta * spread.clamp_min(1e-12)
+        return ~outlier | trimmed_mask(normalised, self.trim)
+
+
 LOSSES: dict[str, type[DiffusionLoss]] = {
     cls.name: cls
     for cls in (
@@ -318,6 +345,7 @@ LOSSES: dict[str, type[DiffusionLoss]] = {
         ScheduledPseudoHuberLoss,
         LTSBucketLoss,
         LTSElementLoss,
+        LTSTestLoss,
         TukeyLoss,
         CauchyLoss,
         GemanMcClureLoss,
@@ -333,6 +361,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "pseudo_huber_scheduled": {"delta": 0.1},
     "lts_bucket": {"trim": 0.2},
     "lts_element": {"trim": 0.05},
+    "lts_test": {"trim": 0.2, "delta": 3.0},
     "tukey": {"delta": 4.685},
     "cauchy": {"delta": 2.385},
     "geman_mcclure": {"delta": 2.0},
