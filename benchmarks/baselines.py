@@ -30,7 +30,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from threadpoolctl import threadpool_limits
 
-from rddpm_signals._io import atomic_write_text
+from rddpm_signals._io import atomic_write_text, markdown_table
 from rddpm_signals.baselines import RPCA, SSD, pcp
 from rddpm_signals.baselines.ssd import _soft
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc
@@ -48,9 +48,7 @@ def table(rows: list[dict], title: str) -> str:
             return f"{v:.3g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.4g}"
         return str(v)
 
-    lines = [f"### {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return f"### {title}\n\n{markdown_table(keys, [[fmt(r[k]) for k in keys] for r in rows])}\n"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -30,13 +30,24 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals import cleaning  # noqa: E402
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc  # noqa: E402
 from rddpm_signals.scoring import PositionNormalizer  # noqa: E402
 
 _LIBRARY_RULE = cleaning.flag_points
+HEADER = (
+    "rule",
+    "seed",
+    "excluded share per round",
+    "excluded at the end",
+    "defect points excluded",
+    "normal samples' points excluded",
+    "pixel AUROC",
+    "pixel AUPRC",
+    "fit s",
+)
 
 
 def after_dilation(maps: np.ndarray, threshold: float, share: float, dilate: int) -> np.ndarray:
@@ -117,23 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     for rule in rules:
         make_rule(rule, 0)  # a bad rule fails before any fit
 
-    lines = [
-        f"{args.dataset}, contamination {args.contamination:g}, method `{args.method}`, preset {args.preset}",
-        "",
-        "| rule | seed | excluded share per round | excluded at the end | defect points excluded | "
-        "normal samples' points excluded | pixel AUROC | pixel AUPRC | fit s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for rule in rules:
         for seed in seeds:
             r = run_one(args.dataset, args.method, args.contamination, seed, args.preset, rule)
-            lines.append(
-                f"| {rule} | {seed} | {' '.join(f'{s:.2f}' for s in r['round_shares'])} | {r['excluded']:.2f} | "
-                f"{r['defect_recall']:.2f} | {r['normal_excluded']:.2f} | {r['auroc']:.3f} | {r['auprc']:.3f} | "
-                f"{r['fit_s']:.0f} |"
-            )
-            print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
+            shares = " ".join(f"{s:.2f}" for s in r["round_shares"])
+            excluded = [f"{r[k]:.2f}" for k in ("excluded", "defect_recall", "normal_excluded")]
+            rows.append([rule, seed, shares, *excluded, f"{r['auroc']:.3f}", f"{r['auprc']:.3f}", f"{r['fit_s']:.0f}"])
+            print(markdown_row(rows[-1]), flush=True)
+    title = f"{args.dataset}, contamination {args.contamination:g}, method `{args.method}`, preset {args.preset}"
+    text = f"{title}\n\n{markdown_table(HEADER, rows)}\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"{args.dataset}_{args.contamination:g}.md", text)

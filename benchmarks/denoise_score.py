@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalise_table import _split  # noqa: E402
 from larger_test import find_saved_fits, load_saved_fit  # noqa: E402
 
-from rddpm_signals._io import write_table_and_rows  # noqa: E402
+from rddpm_signals._io import markdown_table, write_table_and_rows  # noqa: E402
 from rddpm_signals._robust import median_mad  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.metrics import sample_auroc  # noqa: E402
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     rows.sort(key=lambda r: (r["dataset"], r["seed"]))
     keys = list(rows[0]) if rows else []
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    table = "\n".join(lines)
+    table = markdown_table(keys, [[r[k] for k in keys] for r in rows])
     print(table)
     write_table_and_rows(args.out, "denoise_score", table, rows)
     return 0

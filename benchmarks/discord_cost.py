@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rddpm_signals import RobustDiffusion, datasets
-from rddpm_signals._io import write_table_and_rows
+from rddpm_signals._io import markdown_table, write_table_and_rows
 from rddpm_signals.harness.presets import dataset_options, model_params
 
 #: (dataset, preset whose sizes it is loaded with)
@@ -78,19 +78,24 @@ def main() -> None:
         for structure in ("none", "discord"):
             rows.append(measure(dataset, preset or "robust", structure, args.train_steps, args.n_test, args.seed))
 
-    lines = [
-        f"torch threads: {args.threads}; train steps: {args.train_steps}; seed {args.seed}",
-        "",
-        "| dataset | train (N, C, L) | test samples | map_structure | fit (s) | anomaly_map (s) | ms / sample "
-        "| model (MiB) |",
-        "|---|---|---|---|---|---|---|---|",
+    header = [
+        "dataset",
+        "train (N, C, L)",
+        "test samples",
+        "map_structure",
+        "fit (s)",
+        "anomaly_map (s)",
+        "ms / sample",
+        "model (MiB)",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {tuple(r['train_shape'])} | {r['n_test']} | {r['structure']} | {r['fit_s']:.1f} | "
-            f"{r['score_s']:.1f} | {r['score_ms_per_sample']:.1f} | {r['model_mb']:.2f} |"
-        )
-    table = "\n".join(lines)
+    cells = [
+        [r["dataset"], tuple(r["train_shape"]), r["n_test"], r["structure"]]
+        + [f"{r[k]:.1f}" for k in ("fit_s", "score_s", "score_ms_per_sample")]
+        + [f"{r['model_mb']:.2f}"]
+        for r in rows
+    ]
+    setting = f"torch threads: {args.threads}; train steps: {args.train_steps}; seed {args.seed}"
+    table = f"{setting}\n\n{markdown_table(header, cells)}"
     print(table)
     write_table_and_rows(args.out, "discord_cost", table, rows)
 

@@ -55,6 +55,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rddpm_signals._io import atomic_path, atomic_write_text  # noqa: E402
+from rddpm_signals._io import markdown_table as _markdown_table  # noqa: E402
 
 __all__ = [
     "interval_metrics",
@@ -457,7 +458,7 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
         "n_records",
         "fit_s",
     )
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    body = []
     for row in rows:
         cells = []
         for c in cols:
@@ -469,8 +470,8 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
                 with contextlib.suppress(ValueError):
                     v = float(v)
             cells.append(_fmt(v) if not (isinstance(v, float) and np.isnan(v) and c == "defect_recall") else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(cells)
+    return _markdown_table(cols, body) + "\n"
 
 
 def write_outputs(out: Path, rows: list[dict], command: str) -> list[dict]:

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 
 
 def read_f1(paths: list[Path]) -> dict[tuple[str, int, float], float]:
@@ -39,10 +39,8 @@ def read_f1(paths: list[Path]) -> dict[tuple[str, int, float], float]:
 def k_table(f1: dict[tuple[str, int, float], float], fits: list[tuple[str, int]]) -> tuple[str, float | None]:
     """The markdown table and the rule's K (best mean among the Ks every fit has; ``None`` when none has)."""
     ks = sorted({k for (_, _, k) in f1})
-    lines = [
-        "| K | " + " | ".join(f"{d} s{s}" for d, s in fits) + " | mean over datasets of seed means |",
-        "|---" * (len(fits) + 2) + "|",
-    ]
+    header = ["K", *(f"{d} s{s}" for d, s in fits), "mean over datasets of seed means"]
+    rows = []
     best, best_mean = None, -np.inf
     for k in ks:
         by_dataset: dict[str, list[float]] = {}
@@ -52,10 +50,10 @@ def k_table(f1: dict[tuple[str, int, float], float], fits: list[tuple[str, int]]
         complete = all((d, s, k) in f1 for d, s in fits)
         mean = float(np.mean([np.mean(v) for v in by_dataset.values()])) if by_dataset else float("nan")
         cells = [f"{f1[(d, s, k)]:.3f}" if (d, s, k) in f1 else "–" for d, s in fits]
-        lines.append(f"| {k:g} | " + " | ".join(cells) + f" | {mean:.3f}{'' if complete else ' (incomplete)'} |")
+        rows.append([f"{k:g}", *cells, f"{mean:.3f}{'' if complete else ' (incomplete)'}"])
         if complete and mean > best_mean:
             best, best_mean = k, mean
-    return "\n".join(lines), best
+    return markdown_table(header, rows), best
 
 
 def _fits(text: str) -> list[tuple[str, int]]:

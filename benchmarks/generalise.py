@@ -32,11 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import parse_variant  # noqa: E402
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
 from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc  # noqa: E402
+
+HEADER = (
+    "dataset",
+    "contamination",
+    "fit",
+    "excluded (normal / defect pts)",
+    "variant",
+    "pixel AUROC",
+    "pixel AUPRC",
+    "sample AUROC",
+)
 
 
 def _split(text: str) -> list[str]:
@@ -150,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = None if args.save_models is None else Path(args.save_models)
-    print(
-        "| dataset | contamination | fit | excluded (normal / defect pts) | variant | pixel AUROC | pixel AUPRC "
-        "| sample AUROC |",
-        flush=True,
-    )
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print(markdown_table(HEADER, []), flush=True)
     for dataset in _split(args.datasets.replace(",", ";")):
         for c in [float(x) for x in args.contamination.split(",")]:
             for f in fits:
@@ -167,11 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 for v in variants:
                     m = r["variants"][v]
                     chosen = f" → {m['map_structure_']} {m['auto_auroc']}" if "map_structure_" in m else ""
-                    print(
-                        f"| {dataset} | {c:g} | {f} | {exc} | {v}{chosen} | {m['pixel_auroc']:.3f} | "
-                        f"{m['pixel_auprc']:.3f} | {m['sample_auroc']:.3f} |",
-                        flush=True,
-                    )
+                    scores = [f"{m[k]:.3f}" for k in ("pixel_auroc", "pixel_auprc", "sample_auroc")]
+                    print(markdown_row([dataset, f"{c:g}", f, exc, f"{v}{chosen}", *scores]), flush=True)
     return 0
 
 

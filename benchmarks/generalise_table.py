@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
@@ -122,11 +122,19 @@ def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str
     keep = {
         k: v for k, v in rows.items() if (datasets is None or k[0] in datasets) and (methods is None or k[2] in methods)
     }
-    header = (
-        "| dataset | contamination | method | seeds | pixel AUROC | AUROC gap | pixel AUPRC | AUPRC gap | "
-        "sample AUROC | best clean (AUROC / AUPRC) |\n|---|---|---|---|---|---|---|---|---|---|"
-    )
-    lines = [header]
+    header = [
+        "dataset",
+        "contamination",
+        "method",
+        "seeds",
+        "pixel AUROC",
+        "AUROC gap",
+        "pixel AUPRC",
+        "AUPRC gap",
+        "sample AUROC",
+        "best clean (AUROC / AUPRC)",
+    ]
+    table: list[list[str]] = []
     order = datasets or sorted({k[0] for k in keep})
     for dataset in order:
         clean = {k[2]: v for k, v in keep.items() if k[0] == dataset and k[1] == 0.0}
@@ -147,12 +155,13 @@ def build_table(rows: dict, datasets: list[str] | None = None, methods: list[str
             auroc, auroc_sp = _mean(by_seed, "pixel_auroc")
             auprc, auprc_sp = _mean(by_seed, "pixel_auprc")
             sample, sample_sp = _mean(by_seed, "sample_auroc")
-            lines.append(
-                f"| {dataset} | {key[1]:g} | {key[2]} | {','.join(map(str, sorted(by_seed)))} | "
-                f"{_cell(auroc, auroc_sp, n)} | {_gap(by_seed, ref, 'pixel_auroc')} | {_cell(auprc, auprc_sp, n)} | "
-                f"{_gap(by_seed, ref, 'pixel_auprc')} | {_cell(sample, sample_sp, n)} | {ref_text} |"
+            table.append(
+                [dataset, f"{key[1]:g}", key[2], ",".join(map(str, sorted(by_seed)))]
+                + [_cell(auroc, auroc_sp, n), _gap(by_seed, ref, "pixel_auroc")]
+                + [_cell(auprc, auprc_sp, n), _gap(by_seed, ref, "pixel_auprc")]
+                + [_cell(sample, sample_sp, n), ref_text]
             )
-    return "\n".join(lines) + "\n"
+    return markdown_table(header, table) + "\n"
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -34,7 +34,7 @@ from generalise_table import _split  # noqa: E402
 from structure_choice import _cell_of  # noqa: E402
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.datasets.base import AnomalyDataset  # noqa: E402
 from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
@@ -110,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         key=lambda r: (r["dataset"], r["contamination"], r["seed"]),
     )
     names = [*variants, *(["iforest"] if args.iforest else [])]
-    header = "| set | contamination | seed | " + " | ".join(f"{n}: sample AUROC / pixel AUROC" for n in names) + " |"
-    lines = [header, "|" + "---|" * (3 + len(names))]
-    for r in rows:
-        cells = [f"{r[n]['sample_auroc']:.3f} / {r[n]['pixel_auroc']:.3f}" for n in names]
-        lines.append(f"| {r['dataset']} | {r['contamination']:g} | {r['seed']} | " + " | ".join(cells) + " |")
+    header = ["set", "contamination", "seed", *(f"{n}: sample AUROC / pixel AUROC" for n in names)]
+    cells = [
+        [r["dataset"], f"{r['contamination']:g}", r["seed"]]
+        + [f"{r[n]['sample_auroc']:.3f} / {r[n]['pixel_auroc']:.3f}" for n in names]
+        for r in rows
+    ]
+    lines = [markdown_table(header, cells)]
     if args.variant:
         gains = np.array([r[args.variant]["sample_auroc"] - r[args.base]["sample_auroc"] for r in rows])
         lines += ["", f"{args.variant} − {args.base}, sample AUROC on {args.n_test} test samples, {len(rows)} fits:"]

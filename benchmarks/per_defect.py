@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auroc  # noqa: E402
@@ -72,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Pixel AUROC per test defect kind (normal test samples + that kind), {args.dataset}, {args.method}, "
         f"seed {args.seed}",
         "",
-        "| contamination | " + " | ".join(kinds) + " |",
-        "|---|" + "---|" * len(kinds),
+        markdown_table(["contamination", *kinds], [[f"{c:.0%}", *(f"{r[k]:.3f}" for k in kinds)] for c, r, _ in rows]),
     ]
-    lines += [f"| {c:.0%} | " + " | ".join(f"{r[k]:.3f}" for k in kinds) + " |" for c, r, _ in rows]
     table = "\n".join(lines) + "\n"
     print("\n" + table)
     out = Path(args.out)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import _split, scored_as  # noqa: E402
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 
 
 def paired_fits(fits_dirs: list[Path], method: str, base: str, variant: str) -> list[dict]:
@@ -77,19 +77,26 @@ def judge(
 
 def report(rows: list[dict], sample_sets: list[str], tolerances: tuple[float, float, float], variant: str) -> str:
     fails, literal, mean = judge(rows, sample_sets, *tolerances)
-    lines = [
-        "| set | contamination | seed | choice | pixel AUROC base → variant (Δ) | pixel AUPRC (Δ) | sample AUROC (Δ) |",
-        "|---|---|---|---|---|---|---|",
+    header = [
+        "set",
+        "contamination",
+        "seed",
+        "choice",
+        "pixel AUROC base → variant (Δ)",
+        "pixel AUPRC (Δ)",
+        "sample AUROC (Δ)",
     ]
+    table = []
     for r in rows:
         b, v = r["base"], r["variant"]
         cells = [
             f"{b[m]:.3f} → {v[m]:.3f} ({v[m] - b[m]:+.3f})" for m in ("pixel_auroc", "pixel_auprc", "sample_auroc")
         ]
         dataset, contamination, seed = r["key"]
-        lines.append(f"| {dataset} | {contamination:g} | {seed} | {r['choice'] or '—'} | " + " | ".join(cells) + " |")
+        table.append([dataset, f"{contamination:g}", seed, r["choice"] or "—", *cells])
     chosen = [r["choice"] for r in rows if r["choice"]]
-    lines += [
+    lines = [
+        markdown_table(header, table),
         "",
         f"fits: {len(rows)}; choices: " + ", ".join(f"{c} {chosen.count(c)}" for c in sorted(set(chosen))),
         f"mean pixel AUROC change: {mean:+.4f}",

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from rddpm_signals._io import markdown_table
 from rddpm_signals.diffusion import NoiseSchedule, make_noise_fn
 from rddpm_signals.distributed import Shard, prepare
 from rddpm_signals.losses import make_loss
@@ -175,11 +176,8 @@ def main() -> None:
     setting = f"{args.device}, loss={args.loss}, global batch {args.batch_size}, length {args.length}"
     setting += f", channels {args.channels}, {args.steps} steps"
     header = ["processes", "loss read", "s_per_step", "syncs_per_step", "sync_share"]
-    lines = [f"Training step time ({setting})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in header]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+    cells = [[f"{row[k]:.4g}" if isinstance(row[k], float) else row[k] for k in header] for row in rows]
+    text = f"Training step time ({setting})\n\n{markdown_table(header, cells)}\n"
     print(text)
     (args.out / "scaling.md").write_text(text)
     with open(args.out / "scaling.csv", "w", newline="") as f:

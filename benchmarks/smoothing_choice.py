@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from structure_choice import _cell_of  # noqa: E402
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.base import smooth_maps  # noqa: E402
 from rddpm_signals.harness.cells import load_cell_data  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc  # noqa: E402
@@ -106,10 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows.sort(key=lambda r: (r["dataset"], r["seed"]))
     columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += [
-        "| " + " | ".join(f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |" for r in rows
-    ]
+    cells = [[f"{r[c]:g}" if isinstance(r[c], float) else r[c] for c in columns] for r in rows]
+    lines = [markdown_table(columns, cells)]
     summary = [
         "mean AUPRC regret: "
         + ", ".join(f"{r} {np.mean([row[f'regret {r}'] for row in rows]):.4f}" for r in ("σ2", "inj", "tail"))

@@ -25,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rddpm_signals import RobustDiffusion, datasets, metrics
-from rddpm_signals._io import atomic_write_text
+from rddpm_signals._io import atomic_write_text, markdown_table
 from rddpm_signals.harness.presets import dataset_options, model_params
 from rddpm_signals.losses import make_loss
 from rddpm_signals.nets import UNet
@@ -45,12 +45,6 @@ SAMPLING = [
     ("DDIM 10 (t0=250)", 250, "ddim", 10),
     ("DDIM 1 (t0=250)", 250, "ddim", 1),
 ]
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -225,7 +219,7 @@ def main() -> int:
     ]
 
     def emit(title: str, header: list[str], rows: list[list]) -> None:
-        text = f"### {title}\n\n{_table(header, rows)}\n"
+        text = f"### {title}\n\n{markdown_table(header, rows)}\n"
         print(text, flush=True)
         report.append(text)
 

@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals import RobustDiffusion  # noqa: E402
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.detector import AUTO_BLIND, AUTO_MARGIN  # noqa: E402
 from rddpm_signals.harness import PRESETS  # noqa: E402
 from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
@@ -135,12 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no saved models in {args.models!r}: run benchmarks/generalise.py with --save-models")
     rows = [r for r in (choose(m, Path(args.fits)) for m in models) if r is not None]
     rows.sort(key=lambda r: (r["dataset"], r["contamination"], r["seed"], r["method"]))
-    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
-    lines = [header] + ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    print("\n".join(lines), flush=True)
+    table = markdown_table(COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
+    print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "choice.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "choice.md", table + "\n")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()

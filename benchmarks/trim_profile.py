@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 from rddpm_signals.losses.objectives import DiffusionLoss  # noqa: E402
 
@@ -69,20 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     bands = [f"t in [{b / BANDS:.1f}, {(b + 1) / BANDS:.1f})·T" for b in range(BANDS)]
-    lines = [
-        f"{args.dataset}, contamination {args.contamination:g}, seed {args.seed}, preset {args.preset}"
-        + (f", {args.steps} steps" if args.steps else ""),
-        "",
-        "| method | trimmed share | " + " | ".join(bands) + " |",
-        "|---|---|" + "---|" * BANDS,
-    ]
+    rows = []
     for method in [m.strip() for m in args.methods.split(";") if m.strip()]:
         drawn, trimmed, share = trim_profile(
             args.dataset, method, args.contamination, args.seed, args.preset, args.steps
         )
-        cells = " | ".join(f"{d:.2f} / **{k:.2f}**" for d, k in zip(drawn, trimmed, strict=True))
-        lines.append(f"| {method} | {share:.3f} | {cells} |")
-    lines += ["", "Each band: share of drawn samples / **share of trimmed samples**."]
+        rows.append([method, f"{share:.3f}", *(f"{d:.2f} / **{k:.2f}**" for d, k in zip(drawn, trimmed, strict=True))])
+    lines = [
+        f"{args.dataset}, contamination {args.contamination:g}, seed {args.seed}, preset {args.preset}"
+        + (f", {args.steps} steps" if args.steps else ""),
+        "",
+        markdown_table(["method", "trimmed share", *bands], rows),
+        "",
+        "Each band: share of drawn samples / **share of trimmed samples**.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:

@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import METRICS, read_fits  # noqa: E402
 
-from rddpm_signals._io import atomic_write_text  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
+
+HEADER = ("set", "role", "seeds", "pixel AUROC (Δ)", "pixel AUPRC (Δ)", "sample AUROC (Δ)")
 
 
 def _split(text: str | None) -> list[str]:
@@ -120,22 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     for variant in _split(args.variants):
         means = paired_means(fits_dir, args.method, args.contamination, variant, args.base)
-        lines += [
-            f"### {args.method} at {args.contamination:g}: `{args.base}` → `{variant}`",
-            "",
-            "| set | role | seeds | pixel AUROC (Δ) | pixel AUPRC (Δ) | sample AUROC (Δ) |",
-            "|---|---|---|---|---|---|",
-        ]
+        rows = []
         for name in [*shaping, *confirm]:
             role = "shaping" if name in shaping else "confirmation"
             if name not in means:
-                lines.append(f"| {name} | {role} | – | – | – | – |")
+                rows.append([name, role, "–", "–", "–", "–"])
                 continue
             seeds, base, var = means[name]
             cells = [f"{base[m]:.3f} → {var[m]:.3f} ({var[m] - base[m]:+.3f})" for m in METRICS]
-            lines.append(f"| {name} | {role} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+            rows.append([name, role, ",".join(map(str, seeds)), *cells])
         passes, notes = verdict(means, shaping, confirm, args.auroc_tol, args.auprc_tol, args.skip_below_chance)
         lines += [
+            f"### {args.method} at {args.contamination:g}: `{args.base}` → `{variant}`",
+            "",
+            markdown_table(HEADER, rows),
             "",
             f"verdict: **{'passes' if passes else 'fails'}**" + (f" ({'; '.join(notes)})" if notes else ""),
             "",

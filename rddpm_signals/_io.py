@@ -1,5 +1,6 @@
 """Atomic file writes: write to a temporary file beside the target, then rename, so no reader ever sees a
-half-written file and an interrupted write leaves the old file (or none) in place."""
+half-written file and an interrupted write leaves the old file (or none) in place. Also the markdown tables that
+the benchmarks and reports print."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_torch_save", "write_table_and_rows"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_torch_save",
+    "markdown_row",
+    "markdown_table",
+    "write_table_and_rows",
+]
 
 
 @contextlib.contextmanager
@@ -61,6 +69,17 @@ def _fsync(path: str | os.PathLike, folder: bool) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def markdown_row(cells: Iterable[object]) -> str:
+    """One markdown table line, ``| a | b |``: the cells converted with ``str()`` and joined by ``" | "``."""
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table: the ``header`` line, the separator ``|---|---|`` (one ``---|`` per column), then one
+    :func:`markdown_row` per row; lines joined by ``"\\n"``, with no trailing newline."""
+    return "\n".join([markdown_row(header), "|" + "---|" * len(header), *map(markdown_row, rows)])
 
 
 def write_table_and_rows(folder: str | os.PathLike, stem: str, table: str, rows: list[dict]) -> None:

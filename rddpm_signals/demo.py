@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets, metrics
-from ._io import atomic_write_text
+from ._io import atomic_write_text, markdown_table
 from .detector import RobustDiffusion
 
 __all__ = ["run_demo", "DEMO_CONFIG", "DEMO_ROWS"]
@@ -82,11 +82,10 @@ def run_demo(
 
 
 def _markdown(rows: list[dict]) -> str:
-    head = "| detector | contamination | pixel AUROC | pixel AUPRC | final training loss | fit s | score s |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['detector']} | {r['contamination']:.0%} | {r['pixel_auroc']:.3f} | "
-            f"{r['pixel_auprc']:.3f} | {r['final_loss']} | {r['fit_s']} | {r['score_s']} |"
-        )
-    return "\n".join(lines)
+    head = ["detector", "contamination", "pixel AUROC", "pixel AUPRC", "final training loss", "fit s", "score s"]
+    cells = [
+        [r["detector"], f"{r['contamination']:.0%}", f"{r['pixel_auroc']:.3f}", f"{r['pixel_auprc']:.3f}"]
+        + [r["final_loss"], r["fit_s"], r["score_s"]]
+        for r in rows
+    ]
+    return markdown_table(head, cells)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_text
+from .._io import atomic_path, atomic_write_text, markdown_table
 
 __all__ = [
     "METRICS",
@@ -76,28 +76,27 @@ def summary_markdown(
         levels = sorted({r["contamination"] for r in rows if r["dataset"] == dataset})
         seeds = sorted({r["seed"] for r in rows if r["dataset"] == dataset})
         lines += [f"### {dataset}", "", f"{' / '.join(metrics)} — seeds {seeds}", ""]
-        lines.append("| method | " + " | ".join(f"{c:.0%}" for c in levels) + " |")
-        lines.append("|---" * (len(levels) + 1) + "|")
+        table = []
         for method in methods:
             cells = []
             for c in levels:
                 group = groups.get((dataset, method, c), [])
                 cells.append(" / ".join(_mean_std([r[m] for r in group]) for m in metrics) if group else "—")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            table.append([method, *cells])
+        lines.append(markdown_table(["method", *(f"{c:.0%}" for c in levels)], table))
         if 0.0 in levels and len(levels) > 1:
             lines += ["", "AUROC gap to the same method trained clean (its 0 % column; mean ± std over seeds):", ""]
-            lines.append("| method | " + " | ".join(f"{c:.0%}" for c in levels[1:]) + " |")
-            lines.append("|---" * len(levels) + "|")
+            table = []
             for method in methods:
                 cells = []
                 for c in levels[1:]:
                     gaps = _paired_gaps(groups.get((dataset, method, c), []), groups.get((dataset, method, 0.0), []))
                     cells.append(_mean_std(gaps, signed=True) if gaps else "—")
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+                table.append([method, *cells])
+            lines.append(markdown_table(["method", *(f"{c:.0%}" for c in levels[1:])], table))
         if "clean" in methods:
             lines += ["", "AUROC gap to `clean` (method − clean, mean over seeds):", ""]
-            lines.append("| method | " + " | ".join(f"{c:.0%}" for c in levels) + " |")
-            lines.append("|---" * (len(levels) + 1) + "|")
+            table = []
             for method in methods:
                 if method == "clean":
                     continue
@@ -109,7 +108,8 @@ def summary_markdown(
                         cells.append(f"{gap:+.3f}")
                     else:
                         cells.append("—")
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+                table.append([method, *cells])
+            lines.append(markdown_table(["method", *(f"{c:.0%}" for c in levels)], table))
         lines.append("")
     return "\n".join(lines)
 
