@@ -20,7 +20,6 @@ import adapters
 from helpers import TINY_1D
 from helpers import TINY_CLI as TINY_CLI_ARGS
 from rddpm_signals import RPCA, AnomalyModel, RobustDiffusion, make_detector
-from rddpm_signals._io import markdown_row, markdown_table
 from rddpm_signals.cli import main as cli_main
 from rddpm_signals.examples import write_forging_recordings
 
@@ -245,11 +244,3 @@ def test_disk_full_while_writing_leaves_no_file(folder, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "space" in err.lower(), err
     assert not out.exists() and not list(out.parent.glob(".*tmp*")) and not list(out.parent.glob("*.tmp"))
-
-
-def test_markdown_table_is_header_separator_and_one_line_per_row():
-    """The shared table writer (rddpm_signals._io) that the benchmarks and reports print with."""
-    table = markdown_table(["a", "b"], [[1, "x"], [0.5, None]])
-    assert table == "| a | b |\n|---|---|\n| 1 | x |\n| 0.5 | None |"
-    assert markdown_table(("only",), []) == "| only |\n|---|"
-    assert markdown_row(iter(["c", 2])) == "| c | 2 |"
