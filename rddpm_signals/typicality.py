@@ -44,7 +44,9 @@ class DenoisingTypicality:
     batch_size: samples per batch (memory only; scores do not depend on it).
 
     Fitted attributes: ``center_``, ``scale_`` ``(len(timesteps),)`` — median and 1.4826 · MAD of the training
-    samples' errors at each level; ``detector_`` — the detector whose network is used.
+    samples' errors at each level; ``train_scores_`` ``(N,)`` — the training samples' own scores (what
+    :meth:`score` gives for ``X``, without a second pass; the reference to put a test score on a robust z scale);
+    ``detector_`` — the detector whose network is used.
 
     Example::
 
@@ -84,7 +86,9 @@ class DenoisingTypicality:
         ts = self._check_params(detector)
         errors = _errors(detector, X, ts, int(self.draws), int(self.batch_size))
         centre, scale = np.transpose([median_mad(errors[:, j]) for j in range(len(ts))])
-        self.center_, self.scale_, self.detector_ = centre, scale, detector  # together: nothing half-set
+        train_scores = np.abs((errors - centre) / scale).mean(axis=1)
+        # all together, so a failed fit leaves nothing half-set
+        self.center_, self.scale_, self.train_scores_, self.detector_ = centre, scale, train_scores, detector
         return self
 
     def errors(self, X: object) -> np.ndarray:

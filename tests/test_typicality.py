@@ -55,6 +55,7 @@ def test_errors_are_robust_z_scores_per_level(fitted):
     assert z.shape == (len(X), len(LEVELS))
     np.testing.assert_allclose(np.median(z, axis=0), 0.0, atol=1e-9)
     np.testing.assert_allclose(typ.score(X), np.abs(z).mean(axis=1))
+    np.testing.assert_array_equal(typ.train_scores_, typ.score(X))  # kept from fit: the same, bitwise
 
 
 @pytest.mark.parametrize(
