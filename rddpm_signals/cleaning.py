@@ -15,7 +15,8 @@ Two rules choose the flagged points (``SelfCleaning(rule=…)``):
 
 Either rule can also drop whole training samples (:func:`flag_samples`): a sample whose map as a whole is unlike
 the bulk — its mean (a sample of another kind) or its upper tail (a localised defect) — by the same test across
-samples.
+samples. ``samples="two_sided"`` also drops samples whose map mean is unusually *low*: a sample of another, simpler
+kind can be reconstructed more easily than the normal ones (docs/RESULTS.md §18).
 
 Several processes (``torchrun``): given ``n_samples``, each process scores its own contiguous share of the training
 set (``score(ema, rows)``) and the maps are all-gathered, so every process flags the same points from the same maps
@@ -36,7 +37,15 @@ from .base import smooth_maps
 from .distributed import Shard
 from .scoring import PositionNormalizer
 
-__all__ = ["SelfCleaning", "flag_points", "flag_points_test", "flag_samples", "benjamini_hochberg", "CLEAN_RULES"]
+__all__ = [
+    "SelfCleaning",
+    "flag_points",
+    "flag_points_test",
+    "flag_samples",
+    "benjamini_hochberg",
+    "CLEAN_RULES",
+    "SAMPLE_RULES",
+]
 
 CLEAN_RULES = ("share", "test")
 
@@ -103,13 +112,20 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.stack([mean, tail], axis=1)
 
 
-def flag_samples(maps: np.ndarray, fdr: float, sigma: float = 2.0) -> np.ndarray:
+SAMPLE_RULES = (False, True, "two_sided")
+
+
+def flag_samples(maps: np.ndarray, fdr: float, sigma: float = 2.0, two_sided: bool = False) -> np.ndarray:
     """Bool ``(N,)``: training samples whose statistics (:func:`sample_statistics`) lie significantly above the
-    bulk: each statistic is robustly z-scored across samples (median / MAD), the two one-sided p-values are combined
-    by Bonferroni (twice the smaller), and Benjamini–Hochberg at ``fdr`` runs over the samples."""
+    bulk (with ``two_sided``, the map mean also significantly below it): each statistic is robustly z-scored across
+    samples (median / MAD), the two p-values are combined by Bonferroni (twice the smaller), and
+    Benjamini–Hochberg at ``fdr`` runs over the samples."""
     feats = sample_statistics(maps, sigma)
     z = PositionNormalizer().fit(feats).transform(feats)
-    p = np.minimum(1.0, 2.0 * stats.norm.sf(z).min(axis=1))
+    p_each = stats.norm.sf(z)
+    if two_sided:
+        p_each[:, 0] = 2.0 * stats.norm.sf(np.abs(z[:, 0]))
+    p = np.minimum(1.0, 2.0 * p_each.min(axis=1))
     return benjamini_hochberg(p, fdr)
 
 
@@ -121,7 +137,8 @@ class SelfCleaning:
     ``score(ema)`` must return the training set's anomaly maps ``(N, …grid)`` under the EMA network. ``prior``
     ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
     to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
-    smoothed by ``sigma``); ``samples`` also drops whole samples that :func:`flag_samples` flags at ``fdr``.
+    smoothed by ``sigma``); ``samples`` (``True`` or ``"two_sided"``) also drops whole samples that
+    :func:`flag_samples` flags at ``fdr``.
     ``dropped_samples`` records how many samples each round dropped whole. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
     instead and must return the maps of those samples only.
@@ -140,7 +157,7 @@ class SelfCleaning:
         prior: np.ndarray | None = None,
         rule: str = "share",
         fdr: float = 0.01,
-        samples: bool = False,
+        samples: bool | str = False,
         sigma: float = 2.0,
         n_samples: int | None = None,
     ):
@@ -148,6 +165,8 @@ class SelfCleaning:
             raise ValueError("clean_start must lie in [0, 1) and clean_rounds be >= 1")
         if rule not in CLEAN_RULES:
             raise ValueError(f"unknown clean_rule {rule!r}: use one of {CLEAN_RULES}")
+        if samples not in SAMPLE_RULES:
+            raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {samples!r}")
         first = int(start * steps)
         self.steps_due = {first + (steps - first) * k // rounds for k in range(rounds)}
         if prior is not None:
@@ -172,7 +191,7 @@ class SelfCleaning:
         else:
             mask = flag_points_test(maps, self.fdr, self.dilate, self.sigma)
         if self.samples:
-            drop = flag_samples(maps, self.fdr, self.sigma)
+            drop = flag_samples(maps, self.fdr, self.sigma, two_sided=self.samples == "two_sided")
             mask[drop] = True
             self.dropped_samples.append(int(drop.sum()))
         return mask

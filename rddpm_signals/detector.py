@@ -24,7 +24,7 @@ from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
 from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
-from .cleaning import CLEAN_RULES, SelfCleaning
+from .cleaning import CLEAN_RULES, SAMPLE_RULES, SelfCleaning
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
@@ -158,7 +158,8 @@ class RobustDiffusion(BaseDetector):
         by ``clean_dilate``; on data without defects it flags (almost) nothing (:mod:`rddpm_signals.cleaning`).
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
     clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
-        among the training samples (same test, across samples).
+        among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
+        is unusually low (samples of another, simpler kind, which the network reconstructs more easily).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -249,7 +250,7 @@ class RobustDiffusion(BaseDetector):
         clean_refits: int = 0,
         clean_rule: str = "share",
         clean_fdr: float = 0.01,
-        clean_samples: bool = False,
+        clean_samples: bool | str = False,
         n_reconstructions: int = 4,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
@@ -338,6 +339,8 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown clean_rule {self.clean_rule!r}: use one of {CLEAN_RULES}")
         if not 0.0 < self.clean_fdr < 1.0:
             raise ValueError(f"clean_fdr must lie in (0, 1), got {self.clean_fdr}")
+        if self.clean_samples not in SAMPLE_RULES:
+            raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {self.clean_samples!r}")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:

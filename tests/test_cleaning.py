@@ -57,6 +57,15 @@ def test_whole_sample_rule_drops_an_odd_sample():
     assert dropped[7] and dropped.sum() == 1
 
 
+def test_two_sided_sample_rule_also_drops_a_sample_reconstructed_too_well():
+    maps = _noise_maps((60, 16, 16), seed=2)
+    maps[7] *= 0.2  # a simpler kind of sample, reconstructed better everywhere than the normal ones
+    assert not flag_samples(maps, fdr=0.01).any()
+    dropped = flag_samples(maps, fdr=0.01, two_sided=True)
+    assert dropped[7] and dropped.sum() == 1
+    assert not flag_samples(_noise_maps((60, 16, 16), seed=2), fdr=0.01, two_sided=True).any()
+
+
 def test_benjamini_hochberg_step_up():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     # m = 10, q = 0.05: thresholds 0.005, 0.01, 0.015, …; the largest k with p_(k) <= k q / m is k = 2
@@ -91,3 +100,5 @@ def test_bad_clean_options_are_rejected():
         RobustDiffusion(**TINY_1D, clean_rule="top").fit(X)
     with pytest.raises(ValueError, match="clean_fdr"):
         RobustDiffusion(**TINY_1D, clean_fdr=1.5).fit(X)
+    with pytest.raises(ValueError, match="clean_samples"):
+        RobustDiffusion(**TINY_1D, clean_samples="low").fit(X)
