@@ -92,6 +92,8 @@ def test_detector_no_op_values_reproduce_the_default_fit():
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
     test = RobustDiffusion(**TINY_1D, clean_rule="test", clean_samples=True).fit(X)
     assert test.clean_mask_.mean() < default.clean_mask_.mean()
+    two_sided = RobustDiffusion(**TINY_1D, clean_rule="test", clean_samples="two_sided").fit(X)
+    assert two_sided.clean_mask_.mean() < default.clean_mask_.mean()
 
 
 def test_bad_clean_options_are_rejected():
