@@ -34,7 +34,7 @@ from rddpm_signals._io import markdown_table, write_table_and_rows  # noqa: E402
 from rddpm_signals._robust import median_mad  # noqa: E402
 from rddpm_signals.baselines import IsolationForestDetector  # noqa: E402
 from rddpm_signals.metrics import sample_auroc  # noqa: E402
-from rddpm_signals.typicality import DenoisingTypicality  # noqa: E402
+from rddpm_signals.typicality import DenoisingTypicality, typicality_score  # noqa: E402
 
 
 def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -47,12 +47,12 @@ def score_fit(model: Path, record: dict, n_test: int | None, ts: list[int], draw
     data, det = load_saved_fit(model, record, n_test)
     typicality = DenoisingTypicality(timesteps=ts, draws=draws).fit(det, data.train_x)
     z_test = typicality.errors(data.test_x)
-    typical_test = np.abs(z_test).mean(axis=1)  # = typicality.score(data.test_x), without a second pass
+    typical_test = typicality_score(z_test)  # = typicality.score(data.test_x), without a second pass
     per_t = {f"t={t}": round(sample_auroc(z_test[:, j], data.test_label), 4) for j, t in enumerate(ts)}
     iforest = IsolationForestDetector().fit(data.train_x)
     map_score = det.anomaly_score(data.test_x)
     extra = {}
-    if combined:  # either score beyond the training bulk: the larger of the two robust z-scores
+    if combined:  # both scores as robust z-scores against the training samples': their larger and their mean
         z_map = robust_z(map_score, det.anomaly_score(data.train_x))
         z_typ = robust_z(typical_test, typicality.train_scores_)
         extra["max_z"] = round(sample_auroc(np.maximum(z_map, z_typ), data.test_label), 4)

@@ -25,12 +25,17 @@ from ._robust import median_mad
 from ._validation import check_fitted
 from .scoring import fixed_rows, sample_seeds
 
-__all__ = ["DenoisingTypicality"]
+__all__ = ["DenoisingTypicality", "typicality_score"]
 
 #: The default noise levels, as fractions of the detector's ``timesteps``.
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.4, 0.7)
 #: Offsets the scoring seed so the typicality noise is not the reconstruction noise.
 _TYPICALITY_STREAM = 7919
+
+
+def typicality_score(z: np.ndarray) -> np.ndarray:
+    """Per-sample typicality ``(N,)`` from per-level robust z-scores ``(N, levels)``: the mean of ``|z|``."""
+    return np.abs(z).mean(axis=1)
 
 
 class DenoisingTypicality:
@@ -86,7 +91,7 @@ class DenoisingTypicality:
         ts = self._check_params(detector)
         errors = _errors(detector, X, ts, int(self.draws), int(self.batch_size))
         centre, scale = np.transpose([median_mad(errors[:, j]) for j in range(len(ts))])
-        train_scores = np.abs((errors - centre) / scale).mean(axis=1)
+        train_scores = typicality_score((errors - centre) / scale)
         # all together, so a failed fit leaves nothing half-set
         self.center_, self.scale_, self.train_scores_, self.detector_ = centre, scale, train_scores, detector
         return self
@@ -100,7 +105,7 @@ class DenoisingTypicality:
 
     def score(self, X: object) -> np.ndarray:
         """Per-sample typicality score ``(N,)``: the mean over levels of ``|z|``; higher = less like the bulk."""
-        return np.abs(self.errors(X)).mean(axis=1)
+        return typicality_score(self.errors(X))
 
 
 @torch.no_grad()
