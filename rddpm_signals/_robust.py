@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["median_mad", "robust_center_scale"]
+__all__ = ["MAD_TO_SIGMA", "median_mad", "robust_center_scale"]
+
+MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +20,7 @@ def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     center = np.median(values, axis=1)
     q75, q25 = np.percentile(values, [75, 25], axis=1)
     scale = (q75 - q25) / 1.349
-    mad = 1.4826 * np.median(np.abs(values - center[:, None]), axis=1)
+    mad = MAD_TO_SIGMA * np.median(np.abs(values - center[:, None]), axis=1)
     for fallback in (mad, values.std(axis=1), np.ones_like(scale)):
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, fallback)
     return center, scale
@@ -28,4 +30,4 @@ def median_mad(values: np.ndarray) -> tuple[float, float]:
     """Median and robust standard deviation (1.4826 · MAD, at least 1e-12) of all of ``values``."""
     values = np.asarray(values, dtype=np.float64).ravel()
     center = float(np.median(values))
-    return center, max(1.4826 * float(np.median(np.abs(values - center))), 1e-12)
+    return center, max(MAD_TO_SIGMA * float(np.median(np.abs(values - center))), 1e-12)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ._robust import MAD_TO_SIGMA
 from .metrics import pixel_auroc
 from .thresholds import mad_threshold
 
@@ -78,7 +79,7 @@ def inject_defects(
     for i, sample in enumerate(x):
         w = _taper(grid, rng, area)[None]  # (1, …grid), shared by the channels
         median = np.median(sample.reshape(len(sample), -1), axis=1).reshape(-1, *([1] * len(grid)))
-        spread = 1.4826 * np.median(np.abs(sample - median).reshape(len(sample), -1), axis=1)
+        spread = MAD_TO_SIGMA * np.median(np.abs(sample - median).reshape(len(sample), -1), axis=1)
         spread = np.maximum(spread, 1e-3 * max(float(np.abs(sample).max()), 1e-12)).reshape(median.shape)
         kind = kinds[kind_index[i]]
         if kind == "bump":

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._robust import MAD_TO_SIGMA
+
 __all__ = ["mad_threshold", "contamination_threshold", "binarize", "DEFAULT_K"]
 
 #: the MAD multiple of the CLI's and AnomalyModel's default threshold: the grid value with the largest segment F1
 #: averaged over every flagging set at once (dev_signals, forging, val_signals, rolling), then confirmed on new
 #: seeds of all four (docs/RESULTS.md §9; the rule was written down before the confirmation fits)
 DEFAULT_K = 1.5
-
-_MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation
 
 
 def _finite(values: object, name: str) -> np.ndarray:
@@ -59,7 +59,7 @@ def mad_threshold(values: object, k: float = 3.0) -> float:
     arr = _finite(values, "values").ravel()
     median = float(np.median(arr))
     mad = float(np.median(np.abs(arr - median)))
-    return median + k * _MAD_TO_SIGMA * mad
+    return median + k * MAD_TO_SIGMA * mad
 
 
 def contamination_threshold(values: object, contamination: float) -> float:

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.linalg import eigh
 
+from .._robust import MAD_TO_SIGMA
 from .._validation import check_fitted
 from ..base import BaseDetector
 from .rpca import load_arrays, save_arrays, saved_dims
@@ -44,7 +45,6 @@ LAMBDA_GRID = np.logspace(-4.0, 6.0, 21)  # GCV search grid (half decades)
 _GCV_SAMPLES = 16  # training signals per channel that choose λ
 GAMMA_RULES = ("universal", "otsu")
 MAP_KINDS = ("residual", "sparse")
-_MAD_TO_SIGMA = 1.4826
 _CHUNK_ELEMENTS = 1 << 22  # grid points per solver batch (bounds the memory of one batch)
 
 
@@ -219,7 +219,7 @@ def _difference_sigma(X: np.ndarray) -> np.ndarray:
 def _robust_sigma(R: np.ndarray) -> float:
     """Noise scale of residuals ``R`` (any shape): 1.4826 MAD, then the standard deviation, then 1."""
     flat = R.ravel()
-    for value in (_MAD_TO_SIGMA * np.median(np.abs(flat - np.median(flat))), flat.std()):
+    for value in (MAD_TO_SIGMA * np.median(np.abs(flat - np.median(flat))), flat.std()):
         if value > 1e-12 * (np.abs(flat).max() + 1e-300) and value > 0:
             return float(value)
     return 1.0

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._robust import MAD_TO_SIGMA
 from ..distributed import Shard
 from .functional import cauchy, geman_mcclure, huber, l1, mse, pseudo_huber, tukey
 from .scale import ResidualScale
@@ -328,7 +329,7 @@ class LTSTestLoss(_TrimmedLoss):
         normalised = per_sample.detach() / self._scaled(t, per_sample).square()
         logs = torch.log(normalised.clamp_min(1e-30))
         centre = logs.median()
-        spread = 1.4826 * (logs - centre).abs().median()
+        spread = MAD_TO_SIGMA * (logs - centre).abs().median()
         outlier = logs > centre + self.delta * spread.clamp_min(1e-12)
         return ~outlier | trimmed_mask(normalised, self.trim)
 

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from .._robust import MAD_TO_SIGMA
+
 __all__ = ["ResidualScale"]
 
 
@@ -46,7 +48,7 @@ class ResidualScale:
         buckets = self.bucket(t)
         a = r.detach().abs().flatten(1).float().cpu()
         for b in buckets.unique().tolist():
-            value = 1.4826 * float(a[buckets == b].median())
+            value = MAD_TO_SIGMA * float(a[buckets == b].median())
             if value <= 0 or not math.isfinite(value):
                 continue
             if self.seen[b]:
