@@ -45,6 +45,7 @@ __all__ = [
     "benjamini_hochberg",
     "CLEAN_RULES",
     "SAMPLE_RULES",
+    "check_cleaning_settings",
 ]
 
 CLEAN_RULES = ("share", "test")
@@ -115,6 +116,25 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
 SAMPLE_RULES = (False, True, "two_sided")
 
 
+def check_cleaning_settings(
+    *, start: float, rounds: int, max_share: float, rule: str, fdr: float, samples: bool | str
+) -> None:
+    """Raise ``ValueError`` naming the detector's ``clean_*`` parameter at fault. The one check of these settings:
+    :class:`SelfCleaning` and ``RobustDiffusion``'s parameter validation both call it."""
+    if not 0.0 <= start < 1.0:
+        raise ValueError(f"clean_start must lie in [0, 1) (a share of the training steps), got {start}")
+    if rounds < 1:
+        raise ValueError(f"clean_rounds must be >= 1, got {rounds}")
+    if not 0.0 < max_share < 1.0:
+        raise ValueError(f"clean_max_share must lie in (0, 1), got {max_share}")
+    if rule not in CLEAN_RULES:
+        raise ValueError(f"unknown clean_rule {rule!r}: use one of {CLEAN_RULES}")
+    if not 0.0 < fdr < 1.0:
+        raise ValueError(f"clean_fdr must lie in (0, 1), got {fdr}")
+    if samples not in SAMPLE_RULES:
+        raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {samples!r}")
+
+
 def flag_samples(maps: np.ndarray, fdr: float, sigma: float = 2.0, two_sided: bool = False) -> np.ndarray:
     """Bool ``(N,)``: training samples whose statistics (:func:`sample_statistics`) lie significantly above the
     bulk (with ``two_sided``, the map mean also significantly below it): each statistic is robustly z-scored across
@@ -161,12 +181,7 @@ class SelfCleaning:
         sigma: float = 2.0,
         n_samples: int | None = None,
     ):
-        if not 0.0 <= start < 1.0 or rounds < 1:
-            raise ValueError("clean_start must lie in [0, 1) and clean_rounds be >= 1")
-        if rule not in CLEAN_RULES:
-            raise ValueError(f"unknown clean_rule {rule!r}: use one of {CLEAN_RULES}")
-        if samples not in SAMPLE_RULES:
-            raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {samples!r}")
+        check_cleaning_settings(start=start, rounds=rounds, max_share=max_share, rule=rule, fdr=fdr, samples=samples)
         first = int(start * steps)
         self.steps_due = {first + (steps - first) * k // rounds for k in range(rounds)}
         if prior is not None:

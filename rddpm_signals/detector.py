@@ -24,7 +24,7 @@ from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
 from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
-from .cleaning import CLEAN_RULES, SAMPLE_RULES, SelfCleaning
+from .cleaning import SelfCleaning, check_cleaning_settings
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
@@ -335,12 +335,14 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
-        if self.clean_rule not in CLEAN_RULES:
-            raise ValueError(f"unknown clean_rule {self.clean_rule!r}: use one of {CLEAN_RULES}")
-        if not 0.0 < self.clean_fdr < 1.0:
-            raise ValueError(f"clean_fdr must lie in (0, 1), got {self.clean_fdr}")
-        if self.clean_samples not in SAMPLE_RULES:
-            raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {self.clean_samples!r}")
+        check_cleaning_settings(
+            start=self.clean_start,
+            rounds=self.clean_rounds,
+            max_share=self.clean_max_share,
+            rule=self.clean_rule,
+            fdr=self.clean_fdr,
+            samples=self.clean_samples,
+        )
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:

@@ -104,3 +104,9 @@ def test_bad_clean_options_are_rejected():
         RobustDiffusion(**TINY_1D, clean_fdr=1.5).fit(X)
     with pytest.raises(ValueError, match="clean_samples"):
         RobustDiffusion(**TINY_1D, clean_samples="low").fit(X)
+    # checked with the other parameters, before any training (one check, shared with SelfCleaning)
+    for bad, name in [({"clean_start": 1.0}, "clean_start"), ({"clean_rounds": 0}, "clean_rounds")]:
+        with pytest.raises(ValueError, match=name):
+            RobustDiffusion(**TINY_1D, **bad).fit(X)
+    with pytest.raises(ValueError, match="clean_max_share"):
+        RobustDiffusion(**TINY_1D, clean_max_share=0.0).fit(X)
