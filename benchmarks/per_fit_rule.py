@@ -6,7 +6,13 @@
 
 Reads the JSON rows ``benchmarks/generalise.py`` cached (nothing is refitted). Every fit of ``--method`` (any
 contamination, any seed) that scored both the base and the variant (found by the scoring they mean:
-``generalise_table.scored_as``) is one row. The rule (``results/s16/PREREGISTERED.txt``):
+``generalise_table.scored_as``) is one row. With ``--variant-method`` the rule compares two *fits* instead: each
+cell (dataset, contamination, seed) fitted by both ``--method`` (scored as ``--base``) and ``--variant-method``
+(scored as ``--variant``, by default also ``--base``) is one row::
+
+    python benchmarks/per_fit_rule.py --fits-dir results/s21/fits --method rddpm \
+        --variant-method 'rddpm:clean_rule=test,clean_samples=two_sided' --out results/s21/w3_rule.md
+ The rule (``results/s16/PREREGISTERED.txt``):
 
 - (a) on every fit of a set with local defects: variant pixel AUROC ≥ base − ``--auroc-tol`` and pixel AUPRC ≥
   base − ``--auprc-tol``;
@@ -35,22 +41,33 @@ from generalise_table import _split, scored_as  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 
 
-def paired_fits(fits_dirs: list[Path], method: str, base: str, variant: str) -> list[dict]:
-    """One dict per fit of ``method`` that scored both: dataset, contamination, seed, ``base`` / ``variant``
-    metrics and the variant's ``map_structure_`` choice (``None`` if it records none). Sorted; a fit cached in two
-    folders counts once."""
-    rows: dict[tuple, dict] = {}
+def paired_fits(
+    fits_dirs: list[Path], method: str, base: str, variant: str, variant_method: str | None = None
+) -> list[dict]:
+    """One dict per cell (dataset, contamination, seed): ``base`` = the fit of ``method`` scored as ``base``,
+    ``variant`` = the fit of ``variant_method`` (``None``: the same fit) scored as ``variant``, and the variant's
+    ``map_structure_`` choice (``None`` if it records none). Cells with both, sorted; a fit cached in two folders
+    counts once."""
+    found: dict[str, dict[tuple, dict]] = {"base": {}, "variant": {}}
+    wanted = {"base": (method, base), "variant": (variant_method or method, variant)}
     for folder in fits_dirs:
         for path in sorted(folder.glob("*.json")):
             record = json.loads(path.read_text())
-            if record["method"] != method:
-                continue
-            b, v = scored_as(record, base), scored_as(record, variant)
             key = (record["dataset"], float(record["contamination"]), int(record["seed"]))
-            if b is None or v is None or key in rows:
-                continue
-            rows[key] = {"key": key, "base": b, "variant": v, "choice": v.get("map_structure_")}
-    return [rows[k] for k in sorted(rows)]
+            for side, (side_method, scoring) in wanted.items():
+                metrics = scored_as(record, scoring) if record["method"] == side_method else None
+                if metrics is not None:
+                    found[side].setdefault(key, metrics)
+    both = sorted(set(found["base"]) & set(found["variant"]))
+    return [
+        {
+            "key": k,
+            "base": found["base"][k],
+            "variant": found["variant"][k],
+            "choice": found["variant"][k].get("map_structure_"),
+        }
+        for k in both
+    ]
 
 
 def judge(
@@ -112,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fits-dir", nargs="+", required=True)
     p.add_argument("--method", default="rddpm")
     p.add_argument("--base", default="base")
-    p.add_argument("--variant", required=True)
+    p.add_argument("--variant", help="the variant's scoring (default: --base when --variant-method is given)")
+    p.add_argument("--variant-method", help="compare this method's fits (scored as --variant) with --method's")
     p.add_argument("--sample-sets", default="whole_sample;val_whole_sample")
     p.add_argument("--auroc-tol", type=float, default=0.005)
     p.add_argument("--auprc-tol", type=float, default=0.01)
@@ -124,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {', '.join(missing)}: no cached fits there; run benchmarks/generalise.py", file=sys.stderr)
         return 2
-    rows = paired_fits(dirs, args.method, args.base, args.variant)
+    if args.variant is None and args.variant_method is None:
+        print("error: give --variant (a scoring) or --variant-method (a fit to compare with)", file=sys.stderr)
+        return 2
+    variant = args.variant if args.variant is not None else args.base
+    rows = paired_fits(dirs, args.method, args.base, variant, args.variant_method)
     tolerances = (args.auroc_tol, args.auprc_tol, args.sample_tol)
-    text = report(rows, _split(args.sample_sets), tolerances, args.variant)
+    name = variant if args.variant_method is None else f"{args.variant_method} ({variant})"
+    text = report(rows, _split(args.sample_sets), tolerances, name)
     print(text, end="")
     if args.out:
         atomic_write_text(Path(args.out), text)

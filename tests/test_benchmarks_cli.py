@@ -252,6 +252,25 @@ def test_per_fit_rule_judges_every_fit_and_sample_sets_by_their_sample_auroc(tmp
     assert per_fit_rule.main([*args[:1], str(tmp_path / "none"), *args[3:]]) == 2
 
 
+def test_per_fit_rule_compares_two_methods_cell_by_cell(tmp_path, capsys):
+    def fit(method, dataset, seed, metrics):
+        record = {"dataset": dataset, "contamination": 0.2, "method": method, "seed": seed}
+        record["variants"] = {"base": dict(zip(("pixel_auroc", "pixel_auprc", "sample_auroc"), metrics, strict=True))}
+        (tmp_path / f"{method}-{dataset}{seed}.json").write_text(json.dumps(record))
+
+    fit("rddpm", "sig", 0, (0.90, 0.50, 0.9))
+    fit("rddpm:clean_rule=test", "sig", 0, (0.92, 0.55, 0.9))
+    fit("rddpm", "sig", 1, (0.90, 0.50, 0.9))
+    fit("rddpm:clean_rule=test", "sig", 1, (0.89, 0.50, 0.9))  # −0.01 AUROC: fails
+    fit("rddpm", "sig", 2, (0.90, 0.50, 0.9))  # no partner: not a row
+    args = ["--fits-dir", str(tmp_path), "--method", "rddpm", "--variant-method", "rddpm:clean_rule=test"]
+    assert per_fit_rule.main(args) == 0
+    out = capsys.readouterr().out
+    assert "fits: 2;" in out and "0.900 → 0.920 (+0.020)" in out
+    assert "failures: sig 0.2 s1 (AUROC -0.0100, AUPRC +0.0000)" in out and out.rstrip().endswith("FAIL")
+    assert per_fit_rule.main(["--fits-dir", str(tmp_path)]) == 2  # neither --variant nor --variant-method
+
+
 def test_larger_test_rescores_a_saved_fit_on_more_test_samples(tmp_path, capsys):
     fits, models, out = tmp_path / "fits", tmp_path / "models", tmp_path / "out"
     argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm;rpca"]
