@@ -4,9 +4,9 @@ raw pixels of the same training set.
 
 For each ``t`` in ``--ts`` and ``--draws`` noise draws (seeded per sample), ``mean((ε̂(x_t, t) − ε)²)`` over the
 sample, as a robust z-score against the training samples' errors. Columns (sample AUROC): ``map_score``;
-``denoise`` — the mean z (one-sided: higher error = anomalous); ``denoise_abs`` — the mean ``|z|`` (two-sided,
-``DenoisingTypicality.score``); ``denoise_abs_of_mean`` — ``|mean z|``; ``t=…`` — each level's z alone;
-``iforest``. Nothing here is tuned on test labels.
+``denoise`` — the mean z (one-sided: higher error = anomalous; ``DenoisingTypicality(alternative="greater")``);
+``denoise_abs`` — the mean ``|z|`` (two-sided, ``DenoisingTypicality``'s default); ``denoise_abs_of_mean`` —
+``|mean z|``; ``t=…`` — each level's z alone; ``iforest``. Nothing here is tuned on test labels.
 
     python benchmarks/denoise_score.py --models results/s18/models --fits results/s18/fits \\
         --datasets 'whole_sample;val_whole_sample' --n-test 512 --out results/s18/denoise_lib
@@ -61,7 +61,7 @@ def score_fit(model: Path, record: dict, n_test: int | None, ts: list[int], draw
         "dataset": record["dataset"],
         "seed": record["seed"],
         "map_score": round(sample_auroc(map_score, data.test_label), 4),
-        "denoise": round(sample_auroc(z_test.mean(axis=1), data.test_label), 4),
+        "denoise": round(sample_auroc(typicality_score(z_test, "greater"), data.test_label), 4),
         "denoise_abs": round(sample_auroc(typical_test, data.test_label), 4),
         "denoise_abs_of_mean": round(sample_auroc(np.abs(z_test.mean(axis=1)), data.test_label), 4),
         **per_t,

@@ -5,7 +5,7 @@ import pytest
 
 from helpers import TINY_1D
 from rddpm_signals import RobustDiffusion
-from rddpm_signals.typicality import DenoisingTypicality
+from rddpm_signals.typicality import DenoisingTypicality, typicality_score
 
 GRID = np.linspace(0, 1, 32)
 LEVELS = (5, 10, 20, 40)
@@ -58,6 +58,20 @@ def test_errors_are_robust_z_scores_per_level(fitted):
     np.testing.assert_array_equal(typ.train_scores_, typ.score(X))  # kept from fit: the same, bitwise
 
 
+def test_the_one_sided_score_is_the_mean_z(fitted):
+    det, X = fitted
+    test = np.concatenate([sines(4, 6), np.sign(sines(2, 7))])
+    two = DenoisingTypicality(timesteps=LEVELS).fit(det, X)
+    one = DenoisingTypicality(timesteps=LEVELS, alternative="greater").fit(det, X)
+    z = two.errors(test)
+    np.testing.assert_allclose(one.score(test), z.mean(axis=1))
+    np.testing.assert_allclose(two.score(test), np.abs(z).mean(axis=1))
+    np.testing.assert_array_equal(one.train_scores_, one.score(X))
+    # a sample denoised more easily than every training sample: atypical two-sided, typical one-sided
+    easy = np.array([[-2.0, -3.0, -2.5]])
+    assert typicality_score(easy)[0] > 2 and typicality_score(easy, "greater")[0] < -2
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -66,6 +80,7 @@ def test_errors_are_robust_z_scores_per_level(fitted):
         ({"timesteps": (10, 50)}, r"outside \[1, 50\)"),
         ({"draws": 0}, "draws must be >= 1"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"alternative": "less"}, "unknown alternative 'less'"),
     ],
 )
 def test_bad_parameters_are_named(fitted, params, message):
