@@ -10,9 +10,10 @@ contamination, any seed) that scored both the base and the variant (found by the
 cell (dataset, contamination, seed) fitted by both ``--method`` (scored as ``--base``) and ``--variant-method``
 (scored as ``--variant``, by default also ``--base``) is one row::
 
-    python benchmarks/per_fit_rule.py --fits-dir results/s21/fits --method rddpm \
+    python benchmarks/per_fit_rule.py --fits-dir results/s21/fits --method rddpm \\
         --variant-method 'rddpm:clean_rule=test,clean_samples=two_sided' --out results/s21/w3_rule.md
- The rule (``results/s16/PREREGISTERED.txt``):
+
+The rule (``results/s16/PREREGISTERED.txt``):
 
 - (a) on every fit of a set with local defects: variant pixel AUROC ≥ base − ``--auroc-tol`` and pixel AUPRC ≥
   base − ``--auprc-tol``;

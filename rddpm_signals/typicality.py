@@ -38,11 +38,15 @@ _TYPICALITY_STREAM = 7919
 ALTERNATIVES = ("two-sided", "greater")
 
 
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"unknown alternative {alternative!r}: use one of {ALTERNATIVES}")
+
+
 def typicality_score(z: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
     """Per-sample score ``(N,)`` from per-level robust z-scores ``(N, levels)``: the mean of ``|z|``
     (``"two-sided"``) or of ``z`` (``"greater"``)."""
-    if alternative not in ALTERNATIVES:
-        raise ValueError(f"unknown alternative {alternative!r}: use one of {ALTERNATIVES}")
+    _check_alternative(alternative)
     return (np.abs(z) if alternative == "two-sided" else np.asarray(z)).mean(axis=1)
 
 
@@ -103,8 +107,7 @@ class DenoisingTypicality:
             raise ValueError(f"draws must be >= 1, got {self.draws}")
         if int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.alternative not in ALTERNATIVES:
-            raise ValueError(f"unknown alternative {self.alternative!r}: use one of {ALTERNATIVES}")
+        _check_alternative(self.alternative)  # before the denoising pass, not after it
         return ts
 
     def fit(self, detector: object, X: object) -> DenoisingTypicality:
