@@ -338,14 +338,7 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
-        check_cleaning_settings(
-            start=self.clean_start,
-            rounds=self.clean_rounds,
-            max_share=self.clean_max_share,
-            rule=self.clean_rule,
-            fdr=self.clean_fdr,
-            samples=self.clean_samples,
-        )
+        check_cleaning_settings(**self._cleaning_settings())
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:
@@ -441,6 +434,17 @@ class RobustDiffusion(BaseDetector):
                 delattr(self, name)
             vars(self).update(before)
             raise
+
+    def _cleaning_settings(self) -> dict:
+        """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names."""
+        return {
+            "start": self.clean_start,
+            "rounds": self.clean_rounds,
+            "max_share": self.clean_max_share,
+            "rule": self.clean_rule,
+            "fdr": self.clean_fdr,
+            "samples": self.clean_samples,
+        }
 
     def _fitted_state(self) -> dict:
         """The fitted attributes (names ending in ``_``) and their values."""
@@ -540,15 +544,10 @@ class RobustDiffusion(BaseDetector):
             reweighter = SelfCleaning(
                 lambda ema, rows=slice(None): self._raw_maps(data[rows], ema, fast=True)[0],
                 self.train_steps,
-                start=self.clean_start,
-                rounds=self.clean_rounds,
+                **self._cleaning_settings(),
                 threshold=self.clean_threshold,
-                max_share=self.clean_max_share,
                 dilate=self.clean_dilate,
                 prior=prior,
-                rule=self.clean_rule,
-                fdr=self.clean_fdr,
-                samples=self.clean_samples,
                 sigma=self.map_smoothing,
                 n_samples=len(data),
             )
