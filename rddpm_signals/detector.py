@@ -156,9 +156,9 @@ class RobustDiffusion(BaseDetector):
         when its smoothed log-map z-score (per position, median / MAD over the training samples) is significant
         against that bulk under a Benjamini–Hochberg false-discovery rate ``clean_fdr`` over all points, then dilated
         by ``clean_dilate``; on data without defects it flags (almost) nothing (:mod:`rddpm_signals.cleaning`).
-        Against the default on fresh fits (docs/RESULTS.md §20b): within 0.001 AUROC of it or above on nine of ten
-        clean fits and on every waveform set at 20 %, but it misses most low-contrast texture defects (brick at
-        20 %: −0.032 and −0.082 on two seeds).
+        Against the default on fresh fits (docs/RESULTS.md §20b, §21): within 0.002 AUROC of it or above on 14 of 15
+        clean fits and on every waveform fit at 20 %, but it misses most low-contrast texture defects (brick at
+        20 %: −0.032 and −0.082 on two seeds) and, at 30 %, lost ``val_signals`` (−0.016 AUROC, −0.077 AUPRC).
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
     clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
         among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
