@@ -5,7 +5,7 @@ Two rules choose the flagged points (``SelfCleaning(rule=…)``):
 
 - ``"share"`` (:func:`flag_points`): a robust z-score per map position (median / MAD over the training samples),
   above a threshold and capped at a share of the points, then dilated. The cap counts the flagged points before the
-  dilation: scattered flags dilate into a much larger excluded share (``SelfCleaning.flagged_share`` records it per
+  dilation: scattered flags dilate into a much larger excluded share (``SelfCleaning.history`` records it per
   round; docs/RESULTS.md §8 gives measured values). It excludes a fixed share whether or not there are defects.
 - ``"test"`` (:func:`flag_points_test`): a statistical test of each point against the bulk of the training maps.
   The map is smoothed (so a defect's neighbouring points pool their evidence), log-transformed (reconstruction
@@ -159,7 +159,8 @@ class SelfCleaning:
     to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
     smoothed by ``sigma``); ``samples`` (``True`` or ``"two_sided"``) also drops whole samples that
     :func:`flag_samples` flags at ``fdr``.
-    ``dropped_samples`` records how many samples each round dropped whole. ``n_samples``: the training set's size;
+    ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
+    keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
     instead and must return the maps of those samples only.
     """
@@ -191,25 +192,32 @@ class SelfCleaning:
         self.rule, self.fdr, self.samples, self.sigma = rule, fdr, samples, sigma
         self.n_samples = n_samples
         self.mask: np.ndarray | None = None
-        self.flagged_share: list[float] = []
-        self.dropped_samples: list[int] = []
+        self.history: list[tuple[int, float, int]] = []
         self._step = -1
 
     def due(self, step: int) -> bool:
         self._step = step
         return step in self.steps_due
 
-    def _flag(self, maps: np.ndarray) -> np.ndarray:
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a training checkpoint keeps of the cleaning: ``history`` as a ``(rounds, 3)`` float64 tensor."""
+        return {"history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.history = [(int(step), share, int(dropped)) for step, share, dropped in state["history"].tolist()]
+
+    def _flag(self, maps: np.ndarray) -> tuple[np.ndarray, int]:
+        """The flagged points ``(N, …grid)`` and the number of samples dropped whole."""
         # flag_points is looked up in this module at every call, so benchmarks/cleaning.py can swap it.
         if self.rule == "share":
             mask = flag_points(maps, self.threshold, self.max_share, self.dilate)
         else:
             mask = flag_points_test(maps, self.fdr, self.dilate, self.sigma)
-        if self.samples:
-            drop = flag_samples(maps, self.fdr, self.sigma, two_sided=self.samples == "two_sided")
-            mask[drop] = True
-            self.dropped_samples.append(int(drop.sum()))
-        return mask
+        if not self.samples:
+            return mask, 0
+        drop = flag_samples(maps, self.fdr, self.sigma, two_sided=self.samples == "two_sided")
+        mask[drop] = True
+        return mask, int(drop.sum())
 
     def _maps(self, ema: nn.Module) -> np.ndarray:
         """The training set's maps ``(N, …grid)``: scored here, or share by share across the processes."""
@@ -221,11 +229,12 @@ class SelfCleaning:
         return shard.gather(part).numpy()
 
     def __call__(self, ema: nn.Module) -> torch.Tensor:
+        dropped = 0
         if self.prior is not None and self._step == 0:
             self.mask = self.prior.copy()  # nothing to score with yet
         else:
-            self.mask = self._flag(self._maps(ema))
+            self.mask, dropped = self._flag(self._maps(ema))
             if self.prior is not None:
                 self.mask |= self.prior
-        self.flagged_share.append(float(self.mask.mean()))
+        self.history.append((self._step, float(self.mask.mean()), dropped))
         return torch.from_numpy(~self.mask).float().unsqueeze(1)

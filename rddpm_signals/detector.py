@@ -214,7 +214,9 @@ class RobustDiffusion(BaseDetector):
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
     ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_mask_`` (N, …grid) bool, the
-    training points excluded at the end; with position normalisation ``map_center_`` / ``map_scale_`` (…grid); with
+    training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning round: refit
+    stage, training step, share of the training points excluded, samples dropped whole; with position
+    normalisation ``map_center_`` / ``map_scale_`` (…grid); with
     ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of
     the reconstruction map, then of the profile) and ``discord_m_``.
     """
@@ -462,17 +464,22 @@ class RobustDiffusion(BaseDetector):
         data = self._normalise(X)
 
         prior: np.ndarray | None = None
+        rounds: list[list[float]] = []
         stages = 1 + (self.clean_refits if self.self_clean else 0)
         for stage in range(stages):
             # Every stage starts from the same fresh network: a refit has never seen the points flagged before.
             checkpoint = self._stage_checkpoint(stage, stages)
-            result = self._train_stage(data, dims, schedule, t_range, prior, checkpoint)
+            result, cleaning = self._train_stage(data, dims, schedule, t_range, prior, checkpoint)
             if result.weights is not None:
                 prior = result.weights[:, 0].numpy() == 0
+            if cleaning is not None:
+                rounds += [[stage, *row] for row in cleaning.history]
         self.net_ = result.ema
         self.loss_history_ = np.asarray(result.history, dtype=np.float64)
         if prior is not None:
             self.clean_mask_ = prior
+        if self.self_clean:
+            self.clean_history_ = np.asarray(rounds, dtype=np.float64).reshape(-1, 4)
         if self._needs_reference():
             self._fit_scoring_reference(data)
         elif self.map_normalization == "position":
@@ -513,10 +520,10 @@ class RobustDiffusion(BaseDetector):
         t_range: int,
         prior: np.ndarray | None,
         checkpoint_path: str | None,
-    ) -> TrainResult:
-        """One training run of a fresh ``dims``-D network on ``data`` ``(N, C, …grid)``; with self-cleaning,
-        ``prior`` ``(N, …grid)`` (the points an earlier stage excluded) is excluded from the first step on and
-        stays excluded."""
+    ) -> tuple[TrainResult, SelfCleaning | None]:
+        """One training run of a fresh ``dims``-D network on ``data`` ``(N, C, …grid)`` and its self-cleaning
+        (``None`` without); ``prior`` ``(N, …grid)`` (the points an earlier stage excluded) is excluded from the
+        first step on and stays excluded."""
         loss_fn = make_loss(
             self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
         )
@@ -551,7 +558,7 @@ class RobustDiffusion(BaseDetector):
                 sigma=self.map_smoothing,
                 n_samples=len(data),
             )
-        return train(
+        result = train(
             net,
             data,
             schedule,
@@ -562,6 +569,7 @@ class RobustDiffusion(BaseDetector):
             self.device_,
             reweighter=reweighter,
         )
+        return result, reweighter
 
     def _fit_map_normalization(self, train_maps: np.ndarray) -> None:
         normalizer = PositionNormalizer().fit(smooth_maps(train_maps, self.map_smoothing))
@@ -763,7 +771,8 @@ class RobustDiffusion(BaseDetector):
         return self.score_maps(self.anomaly_map(X))
 
     # ----------------------------------------------------------------------------------------------- persistence
-    _FITTED_ARRAYS = ("center_", "scale_", "loss_history_", "map_center_", "map_scale_", "clean_mask_")
+    _FITTED_ARRAYS = ("center_", "scale_", "loss_history_", "map_center_", "map_scale_")
+    _FITTED_ARRAYS += ("clean_mask_", "clean_history_")
     # learnt only when the map_t0s / map_structure / score_mode options are on
     _FITTED_ARRAYS += ("map_t0_scale_", "structure_scale_", "energy_center_", "energy_scale_")
     _FITTED_ARRAYS += ("sample_location_", "sample_precision_", "map_structure_scores_")

@@ -102,6 +102,12 @@ class Reweighter(Protocol):
 
     def __call__(self, ema: nn.Module) -> torch.Tensor: ...
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint must keep for a resumed run to report as an uninterrupted one."""
+        ...
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
 
 def autocast(device: torch.device, precision: str):
     """bf16 autocast on ``device`` when ``precision == "bf16"``, a no-op context otherwise."""
@@ -188,6 +194,8 @@ def train(
         history = state["history"].tolist()
         loss_fn.load_state_dict(state["loss"])
         weights = state["weights"] if state["weights"].numel() else None
+        if reweighter is not None and "reweighter" in state:  # checkpoints written before it was kept lack it
+            reweighter.load_state_dict(state["reweighter"])
 
     def save_checkpoint(step: int) -> None:
         atomic_torch_save(
@@ -203,6 +211,7 @@ def train(
                 "history": torch.tensor(history, dtype=torch.float64),
                 "loss": loss_fn.state_dict(),
                 "weights": torch.empty(0) if weights is None else weights,
+                **({} if reweighter is None else {"reweighter": reweighter.state_dict()}),
                 "fingerprint": config.fingerprint or {},
             },
             ckpt,

@@ -81,7 +81,7 @@ def test_share_rule_is_the_old_rule_exactly():
     cleaner = SelfCleaning(lambda ema: maps, 10, start=0.1, rounds=2, threshold=1.5, max_share=0.1, dilate=2)
     weights = cleaner(None)
     assert np.array_equal(weights[:, 0].numpy() == 0, _old_flag_points(maps, 1.5, 0.1, 2))
-    assert cleaner.dropped_samples == []
+    assert [dropped for _, _, dropped in cleaner.history] == [0]
 
 
 def test_detector_no_op_values_reproduce_the_default_fit():
@@ -110,3 +110,20 @@ def test_bad_clean_options_are_rejected():
             RobustDiffusion(**TINY_1D, **bad).fit(X)
     with pytest.raises(ValueError, match="clean_max_share"):
         RobustDiffusion(**TINY_1D, clean_max_share=0.0).fit(X)
+
+
+def test_detector_records_every_cleaning_round(tmp_path):
+    X = np.random.default_rng(6).normal(size=(10, 1, 32)).astype(np.float32)
+    X[2, 0, 8:14] += 6.0
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "share"}
+    det = RobustDiffusion(**params, clean_samples=True, clean_refits=1).fit(X)
+    history = det.clean_history_
+    # stage 0: rounds at steps 2 and 6; stage 1 (the refit): the prior at step 0, then the same two rounds
+    np.testing.assert_array_equal(history[:, :2], [[0, 2], [0, 6], [1, 0], [1, 2], [1, 6]])
+    assert history[-1, 2] == det.clean_mask_.mean()
+    assert history[2, 3] == 0  # the prior round scores nothing and drops nothing
+    np.testing.assert_array_equal(history[:, 3], np.round(history[:, 3]))
+    det.save(tmp_path / "d.pt")
+    np.testing.assert_array_equal(RobustDiffusion.load(tmp_path / "d.pt").clean_history_, history)
+    plain = RobustDiffusion(**{**params, "self_clean": False}).fit(X)
+    assert not hasattr(plain, "clean_history_")

@@ -55,6 +55,7 @@ for name, params in cases.items():
     state["map"] = torch.from_numpy(det.anomaly_map(X))
     if hasattr(det, "clean_mask_"):
         state["mask"] = torch.from_numpy(det.clean_mask_)
+        state["clean_history"] = torch.from_numpy(det.clean_history_)
     torch.save(state, f"{out}/{name}.rank{dist.get_rank()}.pt")
 """
 
@@ -109,6 +110,7 @@ def test_two_processes_equal_one(distributed_runs, name):
     np.testing.assert_allclose(got["map"].numpy(), single.anomaly_map(X), rtol=0, atol=1e-5)
     if single.self_clean:
         np.testing.assert_array_equal(got["mask"].numpy(), single.clean_mask_)
+        np.testing.assert_array_equal(got["clean_history"].numpy(), single.clean_history_)
         assert 0 < single.clean_mask_.mean() < 1
 
 

@@ -221,3 +221,5 @@ def test_self_clean_detector_records_its_mask_and_resumes(tiny_1d_data, tmp_path
     assert 0 < det.clean_mask_.mean() <= 0.5  # 5 % flagged, then dilated by 2 points either side
     again = RobustDiffusion(**params).fit(tiny_1d_data)  # resumes from the finished checkpoint
     np.testing.assert_array_equal(again.clean_mask_, det.clean_mask_)
+    # no round ran in the resumed fit: its history is the checkpoint's
+    np.testing.assert_array_equal(again.clean_history_, det.clean_history_)

@@ -77,4 +77,5 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_equal(tmp_path, refits)
         assert torch.equal(p, q), name
     np.testing.assert_array_equal(resumed.loss_history_, reference.loss_history_)
     np.testing.assert_array_equal(resumed.clean_mask_, reference.clean_mask_)
+    np.testing.assert_array_equal(resumed.clean_history_, reference.clean_history_)  # rounds before the kill too
     np.testing.assert_array_equal(resumed.anomaly_map(X), reference.anomaly_map(X))
