@@ -23,9 +23,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .executors import EXECUTORS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -225,7 +228,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"fitted on {model.n_fit_samples_} model sample(s) from {len(items)} file(s) in "
         f"{time.perf_counter() - start:.0f} s; thresholds from {n_cal}: {model.thresholds_.describe()}; saved to {out}",
     )
+    history = getattr(model.detector_, "clean_history_", None)
+    if history is not None and len(history):
+        _info(args, _cleaning_summary(history))
     return EXIT_OK
+
+
+def _cleaning_summary(history: np.ndarray) -> str:
+    """One line on what self-cleaning did, from a detector's ``clean_history_`` ``(rounds, 4)``."""
+    rounds = ", ".join(f"{100 * share:.0f} %" for share in history[:, 2])
+    text = f"self-cleaning left out {100 * history[-1, 2]:.0f} % of the training points (per round: {rounds})"
+    dropped = int(history[-1, 3])
+    return text + (f", {dropped} sample(s) whole in the last round" if dropped else "")
 
 
 def _units(modality: str, results: list) -> tuple[str, str]:

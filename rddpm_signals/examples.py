@@ -195,10 +195,11 @@ def example_command(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     truth = (out / TRUTH_NAME).read_text().splitlines()[1:]
     defective = len({row.split(",")[0] for row in truth})
-    print(
-        f"wrote {len(paths)} {args.dataset} records ({defective} with a defect) to {out}/ as {args.fmt}; "
-        f"ground truth in {out / TRUTH_NAME}"
-    )
+    if not getattr(args, "quiet", False):
+        print(
+            f"wrote {len(paths)} {args.dataset} records ({defective} with a defect) to {out}/ as {args.fmt}; "
+            f"ground truth in {out / TRUTH_NAME}"
+        )
     return 0
 
 

@@ -47,11 +47,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *words: 
 def workdir(tmp_path_factory) -> Path:
     """Example recordings (train: 24 strokes, 20 % defective; test: 8) and a tiny model fitted on them."""
     root = tmp_path_factory.mktemp("cli")
-    assert cli("example", "forging", str(root / "train"), "--n", "24", "--quiet").returncode == 0
+    made = cli("example", "forging", str(root / "train"), "--n", "24", "--quiet")
+    assert made.returncode == 0 and made.stdout == "", made.stdout  # --quiet: nothing but errors
     assert cli("example", "forging", str(root / "new"), "--split", "test", "--n", "8", "--quiet").returncode == 0
     proc = cli("fit", str(root / "train"), "--out", str(root / "press.model"), *TINY)
     assert proc.returncode == 0, proc.stderr
     assert "thresholds" in proc.stdout and "saved to" in proc.stdout
+    assert "self-cleaning left out" in proc.stdout and "(per round: " in proc.stdout  # clean_rounds=2: two shares
+    assert proc.stdout.split("(per round: ")[1].split(")")[0].count("%") == 2
     return root
 
 
