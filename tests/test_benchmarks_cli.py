@@ -33,6 +33,7 @@ larger_test = _load("larger_test")
 denoise_score = _load("denoise_score")
 variant_gain = _load("variant_gain")
 per_fit_rule = _load("per_fit_rule")
+model_seed = _load("model_seed")
 
 
 def test_interval_metrics_hand_made():
@@ -365,6 +366,38 @@ def test_generalise_reuse_models_scores_new_variants_of_a_saved_fit_without_refi
         assert second["variants"][same][metric] == first["variants"]["base"][metric]
     with pytest.raises(AssertionError, match="refitted"):  # without the flag a new variant refits
         generalise.main([*argv, "--variants", "base;n_reconstructions=3"])  # not the default
+
+
+def test_model_seed_reseeds_only_the_network_and_pairs_two_methods(tmp_path, capsys, monkeypatch):
+    """Model seed = data seed is the harness fit itself; another model seed moves the metrics; with two methods the
+    paired difference is printed; a second run refits nothing; a baseline is refused."""
+    from rddpm_signals import RobustDiffusion
+
+    argv = ["--dataset", "forging", "--contamination", "0.2", "--preset", "smoke", "--seed", "0"]
+    fits = "rddpm;rddpm:clean_rule=test"
+    assert model_seed.main([*argv, "--model-seeds", "0,1", "--fits", fits, "--out", str(tmp_path / "ms")]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "ms").glob("*.json"))]
+    assert len(records) == 4 and {r["model_seed"] for r in records} == {0, 1}
+    by = {(r["method"], r["model_seed"]): r for r in records}
+    generalise.main(
+        ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
+        + ["--out", str(tmp_path / "g")]
+    )
+    (cell,) = [json.loads(p.read_text()) for p in (tmp_path / "g").glob("*.json")]
+    assert by[("rddpm", 0)]["pixel_auroc"] == cell["variants"]["base"]["pixel_auroc"]
+    assert by[("rddpm", 0)]["pixel_auroc"] != by[("rddpm", 1)]["pixel_auroc"]
+    text = (tmp_path / "ms" / "forging_0.2_s0.md").read_text()
+    assert "rddpm:clean_rule=test − rddpm, paired by model seed" in text and "mean ± SD" in text
+    capsys.readouterr()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    monkeypatch.setattr(RobustDiffusion, "fit", refuse)
+    assert model_seed.main([*argv, "--model-seeds", "0,1", "--fits", fits, "--out", str(tmp_path / "ms")]) == 0
+    assert capsys.readouterr().out == text
+    with pytest.raises(SystemExit):
+        model_seed.main([*argv, "--fits", "rpca", "--out", str(tmp_path / "ms")])
 
 
 def test_variant_gain_applies_the_preregistered_rule(tmp_path, capsys):
