@@ -159,8 +159,8 @@ class RobustDiffusion(BaseDetector):
         Against the default on fresh fits (docs/RESULTS.md §20b, §21): within 0.002 AUROC of it or above on 14 of 15
         clean fits and on every waveform fit at 20 %, but it misses most low-contrast texture defects (brick at
         20 %: −0.032 and −0.082 on two seeds) and, at 30 %, lost ``val_signals`` (−0.016 AUROC, −0.077 AUPRC).
-        With whole-sample drops that resist masking and 10 rounds it led on 13 of 15 fresh waveform cells but lost
-        ``val_long_record`` at 30 % by 0.025 AUROC averaged over four network seeds (§22).
+        A variant with masking-resistant whole-sample drops and 10 rounds (measured, not in the library: §22) led
+        on 13 of 15 fresh waveform cells but lost ``val_long_record`` at 30 % by 0.025 AUROC over four network seeds.
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
     clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
         among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
