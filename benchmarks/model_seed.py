@@ -16,7 +16,6 @@ fit's record is cached as ``--out/<cell key>-m<k>.json`` (a rerun refits nothing
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalise import score_variant  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc")
@@ -41,8 +40,7 @@ def fit_record(dataset: str, method: str, contamination: float, seed: int, model
     """The test metrics of ``method`` on the cell's data with ``random_state = model_seed`` (cached in ``out``)."""
     resolved = Cell(dataset, method, contamination, seed, preset).resolved()
     resolved["params"]["random_state"] = model_seed
-    key = hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = out / f"{key}-m{model_seed}.json"
+    path = out / f"{resolved_key(resolved)}-m{model_seed}.json"
     if path.exists():
         return json.loads(path.read_text())
     data = load_cell_data(resolved)

@@ -23,6 +23,7 @@ from .presets import dataset_options, model_params
 
 __all__ = [
     "Cell",
+    "resolved_key",
     "run_cell",
     "cached_cell",
     "compute_cell",
@@ -89,8 +90,13 @@ class Cell:
         }
 
     def key(self) -> str:
-        text = json.dumps(self.resolved(), sort_keys=True, default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        return resolved_key(self.resolved())
+
+
+def resolved_key(resolved: dict) -> str:
+    """The cache key of a resolved cell configuration (:meth:`Cell.resolved`, possibly edited by a caller)."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _detector_class(name: str) -> type:
