@@ -23,6 +23,17 @@ The rule (``results/s16/PREREGISTERED.txt``):
 
 Prints one row per fit (with the label-free choice where the variant is ``map_structure="auto"``), the failures,
 and the verdict; also what (a) alone would say if applied to the sample sets too.
+
+``--mean-over-seeds`` judges each (dataset, contamination) group by the mean over its seeds instead
+(``results/s24/PREREGISTERED.txt``): one fit's difference moves by an SD of 0.01–0.03 AUROC with the network seed
+alone (docs/RESULTS.md §22), far more than the tolerances. With d the mean paired difference (variant − base) and SE
+its standard error (SD of the differences / √n; 0 for a single seed):
+
+- (a) every group with local defects: d_AUROC + SE ≥ −``--auroc-tol`` and d_AUPRC + SE ≥ −``--auprc-tol``;
+- (b) every ``--sample-sets`` group: d_sample + SE ≥ −``--sample-tol``;
+- (c) the mean of d_AUROC over the groups is > 0.
+
+It also prints the point reading (d alone against the tolerances), a reading and not the rule.
 """
 
 from __future__ import annotations
@@ -93,6 +104,81 @@ def judge(
     return fails, literal, mean
 
 
+_METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """One dict per (dataset, contamination) of :func:`paired_fits` rows: its ``seeds``, the ``base`` and
+    ``variant`` means, and per metric the mean paired difference ``d`` and its standard error ``se`` (SD with
+    ddof 1 over √n; 0 with one seed)."""
+    by_group: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_group.setdefault(r["key"][:2], []).append(r)
+    groups = []
+    for key, members in sorted(by_group.items()):
+        diffs = {m: np.array([r["variant"][m] - r["base"][m] for r in members]) for m in _METRICS}
+        n = len(members)
+        groups.append(
+            {
+                "key": key,
+                "seeds": [r["key"][2] for r in members],
+                "base": {m: float(np.mean([r["base"][m] for r in members])) for m in _METRICS},
+                "variant": {m: float(np.mean([r["variant"][m] for r in members])) for m in _METRICS},
+                "d": {m: float(diffs[m].mean()) for m in _METRICS},
+                "se": {m: float(diffs[m].std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0 for m in _METRICS},
+            }
+        )
+    return groups
+
+
+def judge_groups(
+    groups: list[dict], sample_sets: list[str], auroc_tol: float, auprc_tol: float, sample_tol: float
+) -> tuple[list[str], list[str], float]:
+    """(failures of the rule — d + SE below −tolerance —, failures of the point reading — d below −tolerance —,
+    mean d_AUROC over the groups)."""
+    fails, point = [], []
+    for g in groups:
+        name = "{} {:g}".format(*g["key"])
+        checks = [("sample_auroc", sample_tol)] if g["key"][0] in sample_sets else []
+        checks = checks or [("pixel_auroc", auroc_tol), ("pixel_auprc", auprc_tol)]
+        d, se = g["d"], g["se"]
+        said = ", ".join(f"{m} {d[m]:+.4f} ± {se[m]:.4f}" for m, _ in checks)
+        if any(d[m] + se[m] < -tol for m, tol in checks):
+            fails.append(f"{name} ({said})")
+        if any(d[m] < -tol for m, tol in checks):
+            point.append(f"{name} ({said})")
+    mean = float(np.mean([g["d"]["pixel_auroc"] for g in groups])) if groups else 0.0
+    return fails, point, mean
+
+
+def report_groups(
+    rows: list[dict], sample_sets: list[str], tolerances: tuple[float, float, float], variant: str
+) -> str:
+    groups = seed_groups(rows)
+    fails, point, mean = judge_groups(groups, sample_sets, *tolerances)
+    header = ["set", "contamination", "seeds", "pixel AUROC base → variant", "Δ AUROC ± SE", "Δ AUPRC ± SE"]
+    header.append("Δ sample AUROC ± SE")
+    table = [
+        [
+            g["key"][0],
+            f"{g['key'][1]:g}",
+            ",".join(str(s) for s in g["seeds"]),
+            f"{g['base']['pixel_auroc']:.3f} → {g['variant']['pixel_auroc']:.3f}",
+            *(f"{g['d'][m]:+.4f} ± {g['se'][m]:.4f}" for m in _METRICS),
+        ]
+        for g in groups
+    ]
+    lines = [
+        markdown_table(header, table),
+        "",
+        f"groups: {len(groups)} ({len(rows)} paired fits); mean Δ pixel AUROC over the groups: {mean:+.4f}",
+        "failures (Δ + SE below −tolerance): " + ("; ".join(fails) if fails else "none"),
+        "point reading (Δ below −tolerance; not the rule): " + ("; ".join(point) if point else "no failure"),
+        f"verdict for {variant!r} (mean over seeds): " + ("PASS" if groups and not fails and mean > 0 else "FAIL"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def report(rows: list[dict], sample_sets: list[str], tolerances: tuple[float, float, float], variant: str) -> str:
     fails, literal, mean = judge(rows, sample_sets, *tolerances)
     header = [
@@ -136,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auroc-tol", type=float, default=0.005)
     p.add_argument("--auprc-tol", type=float, default=0.01)
     p.add_argument("--sample-tol", type=float, default=0.005)
+    p.add_argument("--mean-over-seeds", action="store_true", help="judge each (set, contamination) by its seed mean")
     p.add_argument("--out")
     args = p.parse_args(argv)
     dirs = [Path(d) for d in args.fits_dir]
@@ -150,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = paired_fits(dirs, args.method, args.base, variant, args.variant_method)
     tolerances = (args.auroc_tol, args.auprc_tol, args.sample_tol)
     name = variant if args.variant_method is None else f"{args.variant_method} ({variant})"
-    text = report(rows, _split(args.sample_sets), tolerances, name)
+    text = (report_groups if args.mean_over_seeds else report)(rows, _split(args.sample_sets), tolerances, name)
     print(text, end="")
     if args.out:
         atomic_write_text(Path(args.out), text)

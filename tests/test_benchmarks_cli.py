@@ -272,6 +272,37 @@ def test_per_fit_rule_compares_two_methods_cell_by_cell(tmp_path, capsys):
     assert per_fit_rule.main(["--fits-dir", str(tmp_path)]) == 2  # neither --variant nor --variant-method
 
 
+def test_per_fit_rule_mean_over_seeds_judges_each_group_by_its_mean_and_standard_error(tmp_path, capsys):
+    def fit(method, dataset, seed, auroc, auprc, contamination=0.3):
+        record = {"dataset": dataset, "contamination": contamination, "method": method, "seed": seed}
+        record["variants"] = {"base": {"pixel_auroc": auroc, "pixel_auprc": auprc, "sample_auroc": 0.5}}
+        (tmp_path / f"{method}-{dataset}{seed}-{contamination}.json").write_text(json.dumps(record))
+
+    w = "rddpm:clean_rule=test"
+    for seed, d in zip((14, 15, 16), (-0.03, +0.01, +0.014), strict=True):  # one fit −0.03: fails one by one
+        fit("rddpm", "sig", seed, 0.90, 0.50)
+        fit(w, "sig", seed, 0.90 + d, 0.50)
+    fit("rddpm", "sig", 14, 0.90, 0.50, contamination=0.0)
+    fit(w, "sig", 14, 0.91, 0.50, contamination=0.0)  # a group of one seed: SE 0
+    args = ["--fits-dir", str(tmp_path), "--method", "rddpm", "--variant-method", w]
+    assert per_fit_rule.main(args) == 0
+    assert capsys.readouterr().out.rstrip().endswith("FAIL")
+    assert per_fit_rule.main([*args, "--mean-over-seeds", "--out", str(tmp_path / "m.md")]) == 0
+    out = capsys.readouterr().out
+    # sig 0.3: d = −0.002, SE = SD(−0.03, 0.01, 0.014) / √3 = 0.0140 → passes; mean over groups (−0.002 + 0.01) / 2
+    assert "| sig | 0.3 | 14,15,16 | 0.900 → 0.898 | -0.0020 ± 0.0140 |" in out and "| sig | 0 | 14 |" in out
+    assert "groups: 2 (4 paired fits); mean Δ pixel AUROC over the groups: +0.0040" in out
+    assert "failures (Δ + SE below −tolerance): none" in out and out.rstrip().endswith("PASS")
+    assert (tmp_path / "m.md").read_text() == out
+    fit(w, "sig", 14, 0.91, 0.45, contamination=0.0)  # one seed, AUPRC −0.05, no SE to hide behind
+    for seed in (14, 15, 16):
+        fit(w, "sig", seed, 0.88, 0.50)  # d = −0.02 on every seed: SE 0, fails
+    assert per_fit_rule.main([*args, "--mean-over-seeds"]) == 0
+    out = capsys.readouterr().out
+    assert "failures (Δ + SE below −tolerance): sig 0 (pixel_auroc +0.0100 ± 0.0000, pixel_auprc -0.0500" in out
+    assert "sig 0.3 (pixel_auroc -0.0200 ± 0.0000" in out and out.rstrip().endswith("FAIL")
+
+
 def test_larger_test_rescores_a_saved_fit_on_more_test_samples(tmp_path, capsys):
     fits, models, out = tmp_path / "fits", tmp_path / "models", tmp_path / "out"
     argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm;rpca"]
