@@ -135,18 +135,38 @@ def check_cleaning_settings(
         raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {samples!r}")
 
 
-def flag_samples(maps: np.ndarray, fdr: float, sigma: float = 2.0, two_sided: bool = False) -> np.ndarray:
+def flag_samples(
+    maps: np.ndarray,
+    fdr: float,
+    sigma: float = 2.0,
+    two_sided: bool = False,
+    refine: bool = False,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
     """Bool ``(N,)``: training samples whose statistics (:func:`sample_statistics`) lie significantly above the
     bulk (with ``two_sided``, the map mean also significantly below it): each statistic is robustly z-scored across
     samples (median / MAD), the two p-values are combined by Bonferroni (twice the smaller), and
-    Benjamini–Hochberg at ``fdr`` runs over the samples."""
+    Benjamini–Hochberg at ``fdr`` runs over the samples.
+
+    ``refine``: resist masking — many outlying samples widen the MAD and hide one another — by estimating the bulk's
+    median / MAD again without the samples already flagged, until no sample is added (the flagged set only grows,
+    and the bulk stays a majority of the samples).
+
+    ``keep`` ``(N,)`` bool: samples flagged earlier (an earlier cleaning round) that stay flagged; the bulk is
+    estimated without them."""
     feats = sample_statistics(maps, sigma)
-    z = PositionNormalizer().fit(feats).transform(feats)
-    p_each = stats.norm.sf(z)
-    if two_sided:
-        p_each[:, 0] = 2.0 * stats.norm.sf(np.abs(z[:, 0]))
-    p = np.minimum(1.0, 2.0 * p_each.min(axis=1))
-    return benjamini_hochberg(p, fdr)
+    flagged = np.zeros(len(feats), dtype=bool) if keep is None else keep.copy()
+    while True:
+        z = PositionNormalizer().fit(feats[~flagged]).transform(feats)
+        p_each = stats.norm.sf(z)
+        if two_sided:
+            p_each[:, 0] = 2.0 * stats.norm.sf(np.abs(z[:, 0]))
+        found = flagged | benjamini_hochberg(np.minimum(1.0, 2.0 * p_each.min(axis=1)), fdr)
+        if not refine:
+            return found
+        if np.array_equal(found, flagged) or 2 * found.sum() > len(feats):
+            return flagged
+        flagged = found
 
 
 class SelfCleaning:
@@ -158,7 +178,8 @@ class SelfCleaning:
     ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
     to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
     smoothed by ``sigma``); ``samples`` (``True`` or ``"two_sided"``) also drops whole samples that
-    :func:`flag_samples` flags at ``fdr``.
+    :func:`flag_samples` flags at ``fdr`` (``sample_refine``: its masking-resistant form; ``sample_sticky``: a
+    sample once dropped stays dropped in every later round).
     ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
     keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
@@ -181,6 +202,8 @@ class SelfCleaning:
         samples: bool | str = False,
         sigma: float = 2.0,
         n_samples: int | None = None,
+        sample_refine: bool = False,
+        sample_sticky: bool = False,
     ):
         check_cleaning_settings(start=start, rounds=rounds, max_share=max_share, rule=rule, fdr=fdr, samples=samples)
         first = int(start * steps)
@@ -191,6 +214,9 @@ class SelfCleaning:
         self.score, self.threshold, self.max_share, self.dilate = score, threshold, max_share, dilate
         self.rule, self.fdr, self.samples, self.sigma = rule, fdr, samples, sigma
         self.n_samples = n_samples
+        self.sample_refine = sample_refine
+        self.sample_sticky = sample_sticky
+        self.dropped: np.ndarray | None = None  # (N,) samples dropped whole so far, kept with sample_sticky
         self.mask: np.ndarray | None = None
         self.history: list[tuple[int, float, int]] = []
         self._step = -1
@@ -200,11 +226,16 @@ class SelfCleaning:
         return step in self.steps_due
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """What a training checkpoint keeps of the cleaning: ``history`` as a ``(rounds, 3)`` float64 tensor."""
-        return {"history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)}
+        """What a training checkpoint keeps of the cleaning: ``history`` as a ``(rounds, 3)`` float64 tensor, and
+        the samples dropped so far ``(N,)`` bool once a round has dropped any (``sample_sticky`` carries them on)."""
+        state = {"history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)}
+        if self.dropped is not None:
+            state["dropped"] = torch.from_numpy(self.dropped.copy())
+        return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.history = [(int(step), share, int(dropped)) for step, share, dropped in state["history"].tolist()]
+        self.dropped = state["dropped"].numpy().copy() if "dropped" in state else None
 
     def _flag(self, maps: np.ndarray) -> tuple[np.ndarray, int]:
         """The flagged points ``(N, …grid)`` and the number of samples dropped whole."""
@@ -215,7 +246,11 @@ class SelfCleaning:
             mask = flag_points_test(maps, self.fdr, self.dilate, self.sigma)
         if not self.samples:
             return mask, 0
-        drop = flag_samples(maps, self.fdr, self.sigma, two_sided=self.samples == "two_sided")
+        keep = self.dropped if self.sample_sticky else None
+        drop = flag_samples(
+            maps, self.fdr, self.sigma, two_sided=self.samples == "two_sided", refine=self.sample_refine, keep=keep
+        )
+        self.dropped = drop
         mask[drop] = True
         return mask, int(drop.sum())
 

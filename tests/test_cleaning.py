@@ -66,6 +66,56 @@ def test_two_sided_sample_rule_also_drops_a_sample_reconstructed_too_well():
     assert not flag_samples(_noise_maps((60, 16, 16), seed=2), fdr=0.01, two_sided=True).any()
 
 
+def test_refined_sample_test_resists_masking():
+    maps = _noise_maps((120, 64), seed=1)
+    maps[:36] *= np.linspace(1.15, 2.0, 36)[:, None]  # 30 % of the samples reconstructed worse, by graded amounts
+    once = flag_samples(maps, fdr=0.01)
+    refined = flag_samples(maps, fdr=0.01, refine=True)
+    assert not (once & ~refined).any()  # the flagged set only grows
+    assert refined[:36].sum() >= once[:36].sum() + 10  # the first pass's wide MAD hid these (16 → 29 here)
+    assert not refined[36:].any()
+    assert not flag_samples(_noise_maps((120, 64), seed=11), fdr=0.01, refine=True).any()
+
+
+def test_refined_sample_test_keeps_the_bulk_a_majority():
+    maps = _noise_maps((120, 64), seed=5)
+    maps[:50] *= np.linspace(1.5, 4.0, 50)[:, None]
+    assert 2 * flag_samples(maps, fdr=0.3, refine=True).sum() <= len(maps)  # unguarded: 88 of 120
+
+
+def test_sticky_sample_drops_survive_a_round_where_the_samples_no_longer_stand_out():
+    loud = _noise_maps((80, 64), seed=3)
+    loud[:8] *= 3.0  # round 1: these samples stand out
+    quiet = _noise_maps((80, 64), seed=4)  # round 2: the cleaner model no longer singles them out
+    rounds = iter([loud, quiet, quiet])
+
+    def cleaner(sticky):
+        return SelfCleaning(
+            lambda ema: next(rounds),
+            30,
+            start=0.0,
+            rounds=3,
+            threshold=1.5,
+            max_share=0.1,
+            dilate=0,
+            rule="test",
+            samples="two_sided",
+            sample_sticky=sticky,
+        )
+
+    fresh = cleaner(False)
+    assert fresh(None)[:8].eq(0).all() and fresh(None)[:8].eq(1).all()  # each round decides afresh
+    rounds = iter([loud, quiet, quiet, quiet])
+    sticky = cleaner(True)
+    assert sticky(None)[:8].eq(0).all() and sticky(None)[:8].eq(0).all()
+    assert [dropped for _, _, dropped in sticky.history] == [8, 8]
+    resumed = cleaner(True)
+    resumed.load_state_dict(sticky.state_dict())  # a checkpoint keeps the drops
+    weights = resumed(None)
+    assert weights[:8].eq(0).all() and weights[8:].mean() > 0.99
+    assert "dropped" not in cleaner(True).state_dict()
+
+
 def test_benjamini_hochberg_step_up():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     # m = 10, q = 0.05: thresholds 0.005, 0.01, 0.015, …; the largest k with p_(k) <= k q / m is k = 2

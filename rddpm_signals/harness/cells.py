@@ -42,6 +42,8 @@ _ADDED_PARAMS = {
     "clean_rule": "share",
     "clean_fdr": 0.01,
     "clean_samples": False,
+    "clean_sample_refine": False,
+    "clean_sample_sticky": False,
     "map_t0s": None,
     "map_structure": "none",
     "score_mode": "quantile",
