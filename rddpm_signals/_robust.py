@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "median_mad", "robust_center_scale"]
+__all__ = ["MAD_TO_SIGMA", "median_mad", "median_spread", "robust_center_scale"]
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation
+
+
+def median_spread(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust standard deviation (1.4826 · MAD, not floored) of ``values`` along ``axis`` (``None``: all
+    of them); both have the reduced shape, as ``np.median`` gives it. Keeps ``values``' dtype."""
+    values = np.asarray(values)
+    center = np.median(values, axis=axis)
+    deviation = np.abs(values - (center if axis is None else np.expand_dims(center, axis)))
+    return center, MAD_TO_SIGMA * np.median(deviation, axis=axis)
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -17,10 +26,9 @@ def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     deviation, then 1.
     """
     values = np.asarray(values, dtype=np.float64)
-    center = np.median(values, axis=1)
+    center, mad = median_spread(values, axis=1)
     q75, q25 = np.percentile(values, [75, 25], axis=1)
     scale = (q75 - q25) / 1.349
-    mad = MAD_TO_SIGMA * np.median(np.abs(values - center[:, None]), axis=1)
     for fallback in (mad, values.std(axis=1), np.ones_like(scale)):
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, fallback)
     return center, scale
@@ -28,6 +36,5 @@ def robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def median_mad(values: np.ndarray) -> tuple[float, float]:
     """Median and robust standard deviation (1.4826 · MAD, at least 1e-12) of all of ``values``."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    center = float(np.median(values))
-    return center, max(MAD_TO_SIGMA * float(np.median(np.abs(values - center))), 1e-12)
+    center, spread = median_spread(np.asarray(values, dtype=np.float64).ravel())
+    return float(center), max(float(spread), 1e-12)

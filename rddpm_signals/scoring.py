@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ._robust import MAD_TO_SIGMA
+from ._robust import median_spread
 from .diffusion.noise import NoiseFn, gaussian_noise
 from .diffusion.sampler import reconstruct
 from .diffusion.schedule import NoiseSchedule
@@ -168,8 +168,7 @@ class PositionNormalizer:
 
     def fit(self, maps: np.ndarray) -> PositionNormalizer:
         maps = np.asarray(maps, dtype=np.float64)
-        self.center_ = np.median(maps, axis=0)
-        mad = MAD_TO_SIGMA * np.median(np.abs(maps - self.center_), axis=0)
+        self.center_, mad = median_spread(maps, axis=0)
         floor = max(0.1 * float(np.median(mad)), 1e-12)
         self.scale_ = np.maximum(mad, floor)
         return self

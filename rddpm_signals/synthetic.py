@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ._robust import MAD_TO_SIGMA
+from ._robust import median_spread
 from .metrics import pixel_auroc
 from .thresholds import mad_threshold
 
@@ -78,8 +78,8 @@ def inject_defects(
     kind_index = np.arange(len(x)) % len(kinds)
     for i, sample in enumerate(x):
         w = _taper(grid, rng, area)[None]  # (1, …grid), shared by the channels
-        median = np.median(sample.reshape(len(sample), -1), axis=1).reshape(-1, *([1] * len(grid)))
-        spread = MAD_TO_SIGMA * np.median(np.abs(sample - median).reshape(len(sample), -1), axis=1)
+        median, spread = median_spread(sample.reshape(len(sample), -1), axis=1)
+        median = median.reshape(-1, *([1] * len(grid)))
         spread = np.maximum(spread, 1e-3 * max(float(np.abs(sample).max()), 1e-12)).reshape(median.shape)
         kind = kinds[kind_index[i]]
         if kind == "bump":

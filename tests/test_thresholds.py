@@ -184,3 +184,20 @@ def test_inputs_are_not_modified(values):
     contamination_threshold(values, 0.3)
     binarize(values, 0.0)
     np.testing.assert_array_equal(values, copy)
+
+
+def test_median_spread_is_the_scaled_mad_along_an_axis_and_keeps_the_dtype():
+    from rddpm_signals._robust import MAD_TO_SIGMA, median_mad, median_spread
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(4, 20001)).astype(np.float32)
+    center, spread = median_spread(x, axis=1)
+    assert center.shape == spread.shape == (4,) and spread.dtype == np.float32
+    np.testing.assert_allclose(spread, 3.0, rtol=0.05)  # a Gaussian's scaled MAD is its SD
+    np.testing.assert_allclose(center, 2.0, atol=0.1)
+    row = x[1]
+    assert spread[1] == MAD_TO_SIGMA * np.median(np.abs(row - np.median(row)))
+    whole = median_spread(x.T)  # axis None: every value at once
+    assert np.shape(whole[0]) == () and whole[0] == np.median(x)
+    assert median_mad(np.ones(5)) == (1.0, 1e-12)  # median_mad floors the spread; median_spread does not
+    assert median_spread(np.ones(5))[1] == 0.0

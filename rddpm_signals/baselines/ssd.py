@@ -34,7 +34,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.linalg import eigh
 
-from .._robust import MAD_TO_SIGMA
+from .._robust import median_spread
 from .._validation import check_fitted
 from ..base import BaseDetector
 from .rpca import load_arrays, save_arrays, saved_dims
@@ -219,7 +219,7 @@ def _difference_sigma(X: np.ndarray) -> np.ndarray:
 def _robust_sigma(R: np.ndarray) -> float:
     """Noise scale of residuals ``R`` (any shape): 1.4826 MAD, then the standard deviation, then 1."""
     flat = R.ravel()
-    for value in (MAD_TO_SIGMA * np.median(np.abs(flat - np.median(flat))), flat.std()):
+    for value in (median_spread(flat)[1], flat.std()):
         if value > 1e-12 * (np.abs(flat).max() + 1e-300) and value > 0:
             return float(value)
     return 1.0
