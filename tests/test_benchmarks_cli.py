@@ -244,12 +244,12 @@ def test_per_fit_rule_judges_every_fit_and_sample_sets_by_their_sample_auroc(tmp
     assert per_fit_rule.main([*args, "--out", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
     assert "fits: 3; choices: bulk 3" in out and "failures: none" in out and out.rstrip().endswith("PASS")
-    assert "whole 0.2 s0 (AUROC -0.0200, AUPRC -0.0200)" in out  # what the pixel rule alone would say
+    assert "whole 0.2 s0 (pixel_auroc -0.0200, pixel_auprc -0.0200)" in out  # what the pixel rule alone would say
     assert (tmp_path / "r.md").read_text() == out
     fit("a", "sig", 1, (0.90, 0.50, 0.9), (0.90, 0.48, 0.9))  # AUPRC −0.02: fails (a)
     assert per_fit_rule.main(args) == 0
     out = capsys.readouterr().out
-    assert "failures: sig 0.2 s1 (AUROC +0.0000, AUPRC -0.0200)" in out and out.rstrip().endswith("FAIL")
+    assert "failures: sig 0.2 s1 (pixel_auroc +0.0000, pixel_auprc -0.0200)" in out and out.rstrip().endswith("FAIL")
     assert per_fit_rule.main([*args[:1], str(tmp_path / "none"), *args[3:]]) == 2
 
 
@@ -268,7 +268,7 @@ def test_per_fit_rule_compares_two_methods_cell_by_cell(tmp_path, capsys):
     assert per_fit_rule.main(args) == 0
     out = capsys.readouterr().out
     assert "fits: 2;" in out and "0.900 → 0.920 (+0.020)" in out
-    assert "failures: sig 0.2 s1 (AUROC -0.0100, AUPRC +0.0000)" in out and out.rstrip().endswith("FAIL")
+    assert "failures: sig 0.2 s1 (pixel_auroc -0.0100, pixel_auprc +0.0000)" in out and out.rstrip().endswith("FAIL")
     assert per_fit_rule.main(["--fits-dir", str(tmp_path)]) == 2  # neither --variant nor --variant-method
 
 
