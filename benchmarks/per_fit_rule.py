@@ -82,29 +82,38 @@ def paired_fits(
     ]
 
 
+_METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
+
+
+def _checks(sample_set: bool, auroc_tol: float, auprc_tol: float, sample_tol: float) -> list[tuple[str, float]]:
+    """The (metric, tolerance) pairs a set is judged by: the sample AUROC for a whole-sample set, else the pixel
+    AUROC and AUPRC."""
+    if sample_set:
+        return [("sample_auroc", sample_tol)]
+    return [("pixel_auroc", auroc_tol), ("pixel_auprc", auprc_tol)]
+
+
+def _said(d: dict, checks: list[tuple[str, float]], se: dict | None = None) -> str:
+    """The checked metrics' differences (with their standard errors when given), e.g. ``pixel_auroc -0.0030``."""
+    return ", ".join(f"{m} {d[m]:+.4f}" + ("" if se is None else f" ± {se[m]:.4f}") for m, _ in checks)
+
+
 def judge(
     rows: list[dict], sample_sets: list[str], auroc_tol: float, auprc_tol: float, sample_tol: float
 ) -> tuple[list[str], list[str], float]:
     """(failures of the rule, failures of (a) applied to every fit, mean pixel AUROC change)."""
     fails, literal = [], []
+    pixel = _checks(False, auroc_tol, auprc_tol, sample_tol)
     for r in rows:
         name = "{} {:g} s{}".format(*r["key"])
-        b, v = r["base"], r["variant"]
-        d_auroc, d_auprc = v["pixel_auroc"] - b["pixel_auroc"], v["pixel_auprc"] - b["pixel_auprc"]
-        pixel_fail = d_auroc < -auroc_tol or d_auprc < -auprc_tol
-        if pixel_fail:
-            literal.append(f"{name} (AUROC {d_auroc:+.4f}, AUPRC {d_auprc:+.4f})")
-        if r["key"][0] in sample_sets:
-            d_sample = v["sample_auroc"] - b["sample_auroc"]
-            if d_sample < -sample_tol:
-                fails.append(f"{name} (sample AUROC {d_sample:+.4f})")
-        elif pixel_fail:
-            fails.append(f"{name} (AUROC {d_auroc:+.4f}, AUPRC {d_auprc:+.4f})")
+        d = {m: r["variant"][m] - r["base"][m] for m in _METRICS}
+        checks = _checks(r["key"][0] in sample_sets, auroc_tol, auprc_tol, sample_tol)
+        if any(d[m] < -tol for m, tol in pixel):
+            literal.append(f"{name} ({_said(d, pixel)})")
+        if any(d[m] < -tol for m, tol in checks):
+            fails.append(f"{name} ({_said(d, checks)})")
     mean = float(np.mean([r["variant"]["pixel_auroc"] - r["base"]["pixel_auroc"] for r in rows])) if rows else 0.0
     return fails, literal, mean
-
-
-_METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
@@ -139,10 +148,9 @@ def judge_groups(
     fails, point = [], []
     for g in groups:
         name = "{} {:g}".format(*g["key"])
-        checks = [("sample_auroc", sample_tol)] if g["key"][0] in sample_sets else []
-        checks = checks or [("pixel_auroc", auroc_tol), ("pixel_auprc", auprc_tol)]
+        checks = _checks(g["key"][0] in sample_sets, auroc_tol, auprc_tol, sample_tol)
         d, se = g["d"], g["se"]
-        said = ", ".join(f"{m} {d[m]:+.4f} ± {se[m]:.4f}" for m, _ in checks)
+        said = _said(d, checks, se)
         if any(d[m] + se[m] < -tol for m, tol in checks):
             fails.append(f"{name} ({said})")
         if any(d[m] < -tol for m, tol in checks):

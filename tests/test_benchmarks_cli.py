@@ -34,6 +34,7 @@ denoise_score = _load("denoise_score")
 variant_gain = _load("variant_gain")
 per_fit_rule = _load("per_fit_rule")
 model_seed = _load("model_seed")
+oracle_cleaning = _load("oracle_cleaning")
 
 
 def test_interval_metrics_hand_made():
@@ -244,12 +245,12 @@ def test_per_fit_rule_judges_every_fit_and_sample_sets_by_their_sample_auroc(tmp
     assert per_fit_rule.main([*args, "--out", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
     assert "fits: 3; choices: bulk 3" in out and "failures: none" in out and out.rstrip().endswith("PASS")
-    assert "whole 0.2 s0 (AUROC -0.0200, AUPRC -0.0200)" in out  # what the pixel rule alone would say
+    assert "whole 0.2 s0 (pixel_auroc -0.0200, pixel_auprc -0.0200)" in out  # what the pixel rule alone would say
     assert (tmp_path / "r.md").read_text() == out
     fit("a", "sig", 1, (0.90, 0.50, 0.9), (0.90, 0.48, 0.9))  # AUPRC −0.02: fails (a)
     assert per_fit_rule.main(args) == 0
     out = capsys.readouterr().out
-    assert "failures: sig 0.2 s1 (AUROC +0.0000, AUPRC -0.0200)" in out and out.rstrip().endswith("FAIL")
+    assert "failures: sig 0.2 s1 (pixel_auroc +0.0000, pixel_auprc -0.0200)" in out and out.rstrip().endswith("FAIL")
     assert per_fit_rule.main([*args[:1], str(tmp_path / "none"), *args[3:]]) == 2
 
 
@@ -268,7 +269,7 @@ def test_per_fit_rule_compares_two_methods_cell_by_cell(tmp_path, capsys):
     assert per_fit_rule.main(args) == 0
     out = capsys.readouterr().out
     assert "fits: 2;" in out and "0.900 → 0.920 (+0.020)" in out
-    assert "failures: sig 0.2 s1 (AUROC -0.0100, AUPRC +0.0000)" in out and out.rstrip().endswith("FAIL")
+    assert "failures: sig 0.2 s1 (pixel_auroc -0.0100, pixel_auprc +0.0000)" in out and out.rstrip().endswith("FAIL")
     assert per_fit_rule.main(["--fits-dir", str(tmp_path)]) == 2  # neither --variant nor --variant-method
 
 
@@ -513,3 +514,38 @@ def test_flagging_k_rule_means_seeds_then_datasets_and_picks_a_complete_k(tmp_pa
     assert "| 3 | 0.100 | – | – | 0.100 (incomplete) |" in out
     assert out.strip().endswith("rule's K: 2")
     assert k_rule.main(["--csv", str(tmp_path / "none.csv"), "--fits", fits]) == 2
+
+
+def test_oracle_cleaning_holds_out_exactly_the_true_mask(tmp_path, capsys, monkeypatch):
+    """The oracle fit holds out the true training mask and nothing else, compares with cached fits of the same cells,
+    refits nothing on a rerun, restores the cleaning class and refuses a method that does not self-clean."""
+    from rddpm_signals import RobustDiffusion, cleaning
+    from rddpm_signals.harness.cells import Cell, load_cell_data
+
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--seeds", "0"]
+    argv += ["--fits-dir", str(tmp_path / "g"), "--out", str(tmp_path / "o")]
+    generalise.main(
+        ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
+        + ["--out", str(tmp_path / "g")]
+    )
+    capsys.readouterr()
+    init = cleaning.SelfCleaning.__init__
+    assert oracle_cleaning.main(argv) == 0
+    assert cleaning.SelfCleaning.__init__ is init
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "o").glob("*-oracle-d0.json")]
+    truth = load_cell_data(Cell("forging", "rddpm", 0.2, 0, "smoke").resolved()).train_mask
+    assert record["excluded"] == pytest.approx(float(truth.mean())) and record["defect_recall"] == 1.0
+    (cached,) = [json.loads(p.read_text()) for p in (tmp_path / "g").glob("*.json")]
+    text = capsys.readouterr().out
+    gap = cached["variants"]["base"]["pixel_auroc"] - record["pixel_auroc"]
+    assert f"({gap:+.4f} / " in text and "| forging | 0.2 | 0 |" in text
+    assert (tmp_path / "o" / "forging_smoke_d0.md").read_text() in text
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    monkeypatch.setattr(RobustDiffusion, "fit", refuse)
+    assert oracle_cleaning.main(argv) == 0
+    assert capsys.readouterr().out == text
+    with pytest.raises(ValueError, match="does not self-clean"):
+        oracle_cleaning.main([*argv, "--method", "ddpm", "--out", str(tmp_path / "o2")])
