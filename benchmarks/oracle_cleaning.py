@@ -87,33 +87,40 @@ def oracle_record(
     return record
 
 
-def cached_fit(fits_dir: Path, dataset: str, method: str, contamination: float, seed: int, preset: str) -> dict | None:
-    """The base-scoring metrics ``benchmarks/generalise.py`` cached for one cell, or ``None``."""
-    path = fits_dir / f"{Cell(dataset, method, contamination, seed, preset).key()}.json"
-    return json.loads(path.read_text())["variants"].get("base") if path.exists() else None
+def cached_fits(fits_dir: Path) -> dict[tuple, dict]:
+    """The base-scoring metrics ``benchmarks/generalise.py`` cached in ``fits_dir``, by (dataset, method,
+    contamination, seed) — read from the records, not the file names, so fits cached under an older key (a setting
+    added since) are found too."""
+    found: dict[tuple, dict] = {}
+    for path in sorted(fits_dir.glob("*.json")):
+        r = json.loads(path.read_text())
+        if "base" not in r.get("variants", {}):
+            continue
+        key = (r["dataset"], r["method"], float(r["contamination"]), int(r["seed"]))
+        if key in found:
+            raise ValueError(f"two fits of {key} in {fits_dir}: keep one preset per fits directory")
+        found[key] = r["variants"]["base"]
+    return found
 
 
-def comparison(
-    oracle: dict[tuple, list[dict]], fits_dir: Path, compare: list[str], preset: str, seeds: list[int]
-) -> str:
+def comparison(oracle: dict[tuple, list[dict]], fits_dir: Path, compare: list[str], seeds: list[int]) -> str:
     """Per (set, contamination): seed means of the oracle, each ``compare`` method (and its gap to the oracle, over
     the seeds both have) and the clean-data plain-DDPM fit."""
     header = ["set", "contamination", "seeds", "oracle AUROC / AUPRC"]
     header += [f"{m}: AUROC / AUPRC (Δ to oracle)" for m in compare] + ["ddpm at 0 %: AUROC / AUPRC"]
-    rows = []
+    rows, cached = [], cached_fits(fits_dir)
     for (dataset, c), records in sorted(oracle.items()):
         ora = {r["seed"]: r for r in records}
         row = [dataset, f"{c:g}", ",".join(str(s) for s in sorted(ora)), _means(list(ora.values()))]
         for method in compare:
-            fits = {s: cached_fit(fits_dir, dataset, method, c, s, preset) for s in ora}
-            fits = {s: f for s, f in fits.items() if f is not None}
+            fits = {s: cached[dataset, method, c, s] for s in ora if (dataset, method, c, s) in cached}
             if not fits:
                 row.append("—")
                 continue
             gaps = [np.mean([fits[s][m] - ora[s][m] for s in fits]) for m in METRICS]
             note = "" if len(fits) == len(ora) else f", {len(fits)} seeds"
             row.append(f"{_means(list(fits.values()))} ({gaps[0]:+.4f} / {gaps[1]:+.4f}{note})")
-        clean = [f for f in (cached_fit(fits_dir, dataset, "ddpm", 0.0, s, preset) for s in seeds) if f is not None]
+        clean = [cached[dataset, "ddpm", 0.0, s] for s in seeds if (dataset, "ddpm", 0.0, s) in cached]
         row.append(_means(clean) + ("" if len(clean) == len(seeds) else f" ({len(clean)} seeds)") if clean else "—")
         rows.append(row)
     return markdown_table(header, rows)
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     if args.fits_dir is not None:
         compare = [m.strip() for m in args.compare.split(";") if m.strip()]
-        text = comparison(oracle, Path(args.fits_dir), compare, args.preset, seeds) + "\n"
+        text = comparison(oracle, Path(args.fits_dir), compare, seeds) + "\n"
         print(text, end="")
         name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}_d{args.dilate}.md"
         atomic_write_text(out / name, text)
