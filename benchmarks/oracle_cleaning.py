@@ -8,6 +8,7 @@ Each oracle fit is the harness cell of ``--method`` (default ``rddpm``: its netw
 torch thread) with the cleaning rule replaced: the true training mask, dilated by ``--dilate`` points, is held out
 from step 0 and no point is flagged by the maps. It reads the training labels, so it is a reference, never a method.
 Cached as ``--out/<cell key>-oracle-d<dilate>.json`` (a rerun refits nothing).
+The comparison is also written to ``--out/<sets>_<preset>[_<method>]_d<dilate>.md``.
 
 With ``--fits-dir`` (the cache of ``benchmarks/generalise.py``), per (set, contamination) it prints the mean over the
 seeds of the oracle and of each ``--compare`` method fitted on the same cells (base scoring), with each method's
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         compare = [m.strip() for m in args.compare.split(";") if m.strip()]
         text = comparison(oracle, Path(args.fits_dir), compare, seeds) + "\n"
         print(text, end="")
-        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}_d{args.dilate}.md"
+        method = "" if args.method == "rddpm" else "_" + re.sub(r"[^\w=.-]+", "_", args.method)
+        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_d{args.dilate}.md"
         atomic_write_text(out / name, text)
     return 0
 
