@@ -82,6 +82,21 @@ def score_variant(det, data, variant: str, base: dict | None, Z: torch.Tensor | 
     return out
 
 
+def exclusion(det, data) -> dict:
+    """What ``det``'s self-cleaning held out of ``data``'s training points (``clean_mask_``): the share of all
+    points, of the normal samples' points and of the defect points; ``{}`` for a fit without cleaning."""
+    mask = getattr(det, "clean_mask_", None)
+    if mask is None:
+        return {}
+    mask = mask.reshape(data.train_mask.shape)
+    defective = data.train_mask.reshape(len(mask), -1).any(axis=1)
+    return {
+        "excluded": float(mask.mean()),
+        "normal_excluded": float(mask[~defective].mean()),
+        "defect_recall": float(mask[data.train_mask].mean()) if data.train_mask.any() else None,
+    }
+
+
 def run_fit(
     dataset: str,
     method: str,
@@ -118,13 +133,7 @@ def run_fit(
         if saved is not None and diffusion:  # to study scoring choices later without refitting
             models.mkdir(parents=True, exist_ok=True)
             det.save(saved)
-    mask = getattr(det, "clean_mask_", None)
-    if mask is not None:
-        mask = mask.reshape(data.train_mask.shape)
-        defective = data.train_mask.reshape(len(mask), -1).any(axis=1)
-        record["excluded"] = float(mask.mean())
-        record["normal_excluded"] = float(mask[~defective].mean())
-        record["defect_recall"] = float(mask[data.train_mask].mean()) if data.train_mask.any() else None
+    record.update(exclusion(det, data))
     base = det.get_params()
     if diffusion:  # what "base" meant for this fit: library defaults change (n_reconstructions 1 → 4, §14)
         scoring = ("n_reconstructions", "map_smoothing", "map_structure", "map_t0s", "t0", "reverse_steps")

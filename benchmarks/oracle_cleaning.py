@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise import score_variant  # noqa: E402
+from generalise import exclusion, score_variant  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
@@ -75,15 +75,12 @@ def oracle_record(
     det = build_detector(resolved, data.dims)
     if not getattr(det, "self_clean", False):
         raise ValueError(f"{method!r} does not self-clean: the oracle replaces a cleaning rule, pick one that has one")
-    truth = np.asarray(data.train_mask, dtype=bool)
-    mask = cleaning._dilate(truth, dilate)
+    mask = cleaning._dilate(np.asarray(data.train_mask, dtype=bool), dilate)
     start = time.perf_counter()
     with held_out(mask):
         det.fit(data.train_x)
     record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "dilate": dilate}
-    excluded = det.clean_mask_.reshape(truth.shape)
-    record.update(fit_s=round(time.perf_counter() - start, 1), excluded=float(excluded.mean()))
-    record["defect_recall"] = float(excluded[truth].mean()) if truth.any() else None
+    record.update(fit_s=round(time.perf_counter() - start, 1), **exclusion(det, data))
     record.update(score_variant(det, data, "base", None, None))
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
     return record
