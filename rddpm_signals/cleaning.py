@@ -18,6 +18,11 @@ the bulk — its mean (a sample of another kind) or its upper tail (a localised 
 samples. ``samples="two_sided"`` also drops samples whose map mean is unusually *low*: a sample of another, simpler
 kind can be reconstructed more easily than the normal ones (docs/RESULTS.md §18).
 
+A prior that needs no model (:func:`flag_discords`, 1D): the points whose matrix-profile distance to the other half
+of the training set is significant by the ``"test"`` rule. Held out from the first step and in every round, it
+excludes defects before the network has seen them — which the map-based rules cannot do, since they need a model
+that has learnt the normal mode (docs/RESULTS.md §25).
+
 Several processes (``torchrun``): given ``n_samples``, each process scores its own contiguous share of the training
 set (``score(ema, rows)``) and the maps are all-gathered, so every process flags the same points from the same maps
 as one process would (on the CPU a sample's map does not depend on which others it is scored with, so the gathered
@@ -36,19 +41,23 @@ from torch import nn
 from .base import smooth_maps
 from .distributed import Shard
 from .scoring import PositionNormalizer
+from .subsequences import channel_profile_maps, default_m, reference_of
 
 __all__ = [
     "SelfCleaning",
     "flag_points",
     "flag_points_test",
     "flag_samples",
+    "flag_discords",
     "benjamini_hochberg",
     "CLEAN_RULES",
+    "CLEAN_PRIORS",
     "SAMPLE_RULES",
     "check_cleaning_settings",
 ]
 
 CLEAN_RULES = ("share", "test")
+CLEAN_PRIORS = ("none", "discord")
 
 
 def _dilate(flagged: np.ndarray, dilate: int) -> np.ndarray:
@@ -113,6 +122,36 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.stack([mean, tail], axis=1)
 
 
+def flag_discords(Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_reference: int) -> np.ndarray:
+    """Bool ``(N, L)``: the points of the training samples ``Z`` ``(N, C, L)`` that are discords against the rest.
+
+    Each half of the samples (the first ``N // 2`` and the others, in their order) is profiled against the other
+    half: per channel and point the smallest raw distance of the length-
+    :func:`~rddpm_signals.subsequences.default_m` subsequences covering it to their nearest neighbour there (at most
+    ``max_reference`` reference points per channel, a seeded subset beyond). Splitting by order, not alternately,
+    keeps overlapping windows cut from one record out of each other's reference, where a defect would find itself
+    as a neighbour. Each channel's maps are smoothed by ``sigma``, log-transformed and z-scored per position like
+    :func:`flag_points_test`'s; a point's p-value is its largest z-score's, Bonferroni-corrected over the channels
+    (a defect on one channel of four is not diluted fourfold); Benjamini–Hochberg at ``fdr`` runs over all points
+    and the discoveries are dilated by ``dilate``.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n, channels = len(Z), Z.shape[1]
+    if n < 2:
+        raise ValueError(f"clean_prior='discord' needs at least 2 training samples, got {n}: pass more samples")
+    m = default_m(Z.shape[-1])
+    first, second = Z[: n // 2], Z[n // 2 :]
+    maps = np.concatenate(
+        [
+            channel_profile_maps(first, reference_of(second, max_reference, 0), m, False, "min"),
+            channel_profile_maps(second, reference_of(first, max_reference, 0), m, False, "min"),
+        ]
+    )
+    z = np.stack([_log_z(maps[:, c], sigma) for c in range(channels)], axis=1).max(axis=1)
+    p = np.minimum(1.0, channels * stats.norm.sf(z))
+    return _dilate(benjamini_hochberg(p, fdr), dilate)
+
+
 SAMPLE_RULES = (False, True, "two_sided")
 
 
@@ -175,8 +214,9 @@ class SelfCleaning:
     ``clean_*`` parameters are the one place they are set.
 
     ``score(ema)`` must return the training set's anomaly maps ``(N, …grid)`` under the EMA network. ``prior``
-    ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run), is excluded from step 0 on and added
-    to every later mask. ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
+    ``(N, …grid)`` bool, when given (a refit after an earlier cleaning run, or a model-free prior such as
+    :func:`flag_discords`), is excluded from step 0 on and added to every later mask.
+    ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
     smoothed by ``sigma``); ``samples`` (``True`` or ``"two_sided"``) also drops whole samples that
     :func:`flag_samples` flags at ``fdr`` (``sample_refine``: its masking-resistant form; ``sample_sticky``: a
     sample once dropped stays dropped in every later round).

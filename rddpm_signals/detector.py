@@ -24,7 +24,7 @@ from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
 from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
-from .cleaning import SelfCleaning, check_cleaning_settings
+from .cleaning import CLEAN_PRIORS, SelfCleaning, check_cleaning_settings, flag_discords
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
@@ -173,6 +173,13 @@ class RobustDiffusion(BaseDetector):
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
         (otherwise each round decides afresh, and a defect the cleaner model no longer singles out comes back).
+    clean_prior: with self-cleaning, points to hold out from the first training step on, found without a model:
+        ``"none"`` or ``"discord"`` (1D only, opt-in): the points whose raw matrix-profile distance to the other half
+        of the training set is significant by the ``"test"`` rule at ``clean_fdr``, dilated by ``clean_dilate``
+        (:func:`rddpm_signals.cleaning.flag_discords`); every cleaning round adds its flags to them. The map-based
+        rules need a network that has learnt the normal mode first; by then it has learnt some defects too. Costs
+        one matrix profile of the training set before training (forging, 192 × 4 × 256: about a minute on one
+        thread). Measured in docs/RESULTS.md §25.
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -268,6 +275,7 @@ class RobustDiffusion(BaseDetector):
         clean_samples: bool | str = False,
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
+        clean_prior: str = "none",
         n_reconstructions: int = 4,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
@@ -318,6 +326,7 @@ class RobustDiffusion(BaseDetector):
         self.clean_samples = clean_samples
         self.clean_sample_refine = clean_sample_refine
         self.clean_sample_sticky = clean_sample_sticky
+        self.clean_prior = clean_prior
         self.n_reconstructions = n_reconstructions
         self.map_normalization = map_normalization
         self.map_smoothing = map_smoothing
@@ -355,6 +364,10 @@ class RobustDiffusion(BaseDetector):
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
         check_cleaning_settings(**self._cleaning_settings())
+        if self.clean_prior not in CLEAN_PRIORS:
+            raise ValueError(f"unknown clean_prior {self.clean_prior!r}: use one of {CLEAN_PRIORS}")
+        if self.clean_prior != "none" and not self.self_clean:
+            raise ValueError(f"clean_prior={self.clean_prior!r} is part of self-cleaning: set self_clean=True")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:
@@ -363,6 +376,10 @@ class RobustDiffusion(BaseDetector):
             if not 0 <= int(t0) <= self.timesteps:
                 raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
+
+    def _check_prior_fits(self, dims: int) -> None:
+        if self.clean_prior == "discord" and dims != 1:
+            raise ValueError("clean_prior='discord' is for 1D signals (N, C, L): use clean_prior='none' here")
 
     def _check_structure_fits(self, X: np.ndarray, dims: int) -> None:
         """``map_structure="discord"`` needs 1D signals and enough samples for its reference and its scales."""
@@ -470,6 +487,7 @@ class RobustDiffusion(BaseDetector):
         self._check_params()
         X, dims = self._check_fit_X(X)
         self._check_structure_fits(X, dims)
+        self._check_prior_fits(dims)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group
@@ -477,7 +495,7 @@ class RobustDiffusion(BaseDetector):
         self.n_channels_ = int(X.shape[1])
         data = self._normalise(X)
 
-        prior: np.ndarray | None = None
+        prior = self._model_free_prior(data)
         rounds: list[list[float]] = []
         stages = 1 + (self.clean_refits if self.self_clean else 0)
         for stage in range(stages):
@@ -500,6 +518,15 @@ class RobustDiffusion(BaseDetector):
             self._fit_map_normalization(self._raw_maps(data, self.net_)[0])
         self.dims_ = dims  # last: a fit that failed before here leaves the detector unfitted
         return self
+
+    def _model_free_prior(self, data: torch.Tensor) -> np.ndarray | None:
+        """``clean_prior``'s points ``(N, L)`` to hold out from the first step, from the normalised training samples
+        ``data`` ``(N, C, L)``; ``None`` without one."""
+        if self.clean_prior == "none" or not self.self_clean:
+            return None
+        return flag_discords(
+            data.numpy(), self.clean_fdr, self.clean_dilate, self.map_smoothing, max_reference=DISCORD_REFERENCE
+        )
 
     def _fingerprint(self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str) -> dict:
         """What identifies one training run: data, refit stage, every parameter that changes training (as text, so

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "SPREADS",
+    "channel_profile_maps",
     "default_m",
     "nearest_distances",
     "points_of",
@@ -108,18 +109,23 @@ def reference_of(Z: np.ndarray, max_reference: int, random_state: int | None) ->
     return np.concatenate([kept, gaps], axis=2).transpose(1, 0, 2).reshape(channels, -1)[:, :-1]
 
 
-def profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str) -> np.ndarray:
-    """The AB-join map of each sample of ``Z`` ``(N, C, L)`` against ``reference`` ``(C, R)``: per channel the
-    nearest-neighbour distance of each subsequence, spread to points (:func:`spread_to_points`), averaged over
-    channels → ``(N, L)`` float64."""
+def channel_profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str) -> np.ndarray:
+    """The AB-join map of each sample and channel of ``Z`` ``(N, C, L)`` against ``reference`` ``(C, R)``: the
+    nearest-neighbour distance of each subsequence, spread to points (:func:`spread_to_points`) → ``(N, C, L)``
+    float64."""
     Z = np.asarray(Z, dtype=np.float64)
     if Z.shape[2] < m:
         raise ValueError(f"samples of {Z.shape[2]} points are too short for subsequences of m={m}: pass longer samples")
-    maps = np.zeros((Z.shape[0], Z.shape[2]))
+    maps = np.zeros(Z.shape)
     for i in range(Z.shape[0]):
         for c in range(Z.shape[1]):
-            maps[i] += points_of(nearest_distances(Z[i, c], reference[c], m, normalize), m, spread)
-    return maps / Z.shape[1]
+            maps[i, c] = points_of(nearest_distances(Z[i, c], reference[c], m, normalize), m, spread)
+    return maps
+
+
+def profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str) -> np.ndarray:
+    """:func:`channel_profile_maps` averaged over channels → ``(N, L)`` float64."""
+    return channel_profile_maps(Z, reference, m, normalize, spread).mean(axis=1)
 
 
 def points_of(profile: np.ndarray, m: int, spread: str) -> np.ndarray:

@@ -10,11 +10,13 @@ from rddpm_signals import RobustDiffusion
 from rddpm_signals.cleaning import (
     SelfCleaning,
     benjamini_hochberg,
+    flag_discords,
     flag_points,
     flag_points_test,
     flag_samples,
 )
 from rddpm_signals.scoring import PositionNormalizer
+from rddpm_signals.subsequences import default_m, profile_maps, reference_of
 
 
 def _noise_maps(shape, seed=0):
@@ -177,3 +179,98 @@ def test_detector_records_every_cleaning_round(tmp_path):
     np.testing.assert_array_equal(RobustDiffusion.load(tmp_path / "d.pt").clean_history_, history)
     plain = RobustDiffusion(**{**params, "self_clean": False}).fit(X)
     assert not hasattr(plain, "clean_history_")
+
+
+def _pulse_record(length, rng):
+    """A jittered pulse train ``(length,)`` with small noise: a stand-in for a repetitive process signal."""
+    t = np.arange(length)
+    x = np.zeros(length)
+    for centre in np.arange(8, length, 24) + rng.integers(-2, 3, size=len(np.arange(8, length, 24))):
+        x += np.exp(-0.5 * ((t - centre) / 2.0) ** 2)
+    return x + 0.02 * rng.normal(size=length)
+
+
+def test_discord_prior_finds_defects_without_a_model_and_spares_clean_samples():
+    rng = np.random.default_rng(7)
+    X = np.stack([_pulse_record(128, rng) for _ in range(40)])[:, None, :]
+    truth = np.zeros((40, 128), dtype=bool)
+    # 10 % of the samples: a stretch of the pulse train replaced by a plateau, each at its own place and level (a
+    # defect repeated exactly in the other half would be its own neighbour: discords find the rare, not the repeated)
+    for i, start, level in [(3, 20, 1.3), (11, 60, 1.6), (25, 90, 1.4), (32, 40, 1.8)]:
+        X[i, 0, start : start + 12] = level
+        truth[i, start : start + 12] = True
+    flagged = flag_discords(X, fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    assert flagged.shape == (40, 128)
+    assert flagged[truth].mean() > 0.8
+    assert flagged[~truth.any(axis=1)].mean() < 0.005
+    clean = flag_discords(np.delete(X, [3, 11, 25, 32], axis=0), fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    assert clean.mean() < 0.005
+
+
+def test_discord_prior_splits_by_order_so_overlapping_windows_do_not_hide_a_defect():
+    """Windows cut with overlap from one record: a defect sits in several neighbouring windows. With each half of the
+    samples (in their order) profiled against the other half, the copies are not each other's neighbours; with the
+    same windows interleaved (so each half holds every other window) they are, and the defect is missed."""
+    rng = np.random.default_rng(8)
+    record = _pulse_record(48 * 8 + 64, rng)
+    record[60:72] = 1.5  # in the first half's windows only (a defect across the split would be missed: §25)
+    starts = range(0, len(record) - 63, 8)
+    windows = np.stack([record[s : s + 64] for s in starts])[:, None, :]
+    truth = np.stack([(np.arange(s, s + 64) >= 60) & (np.arange(s, s + 64) < 72) for s in starts])
+    assert truth.any(axis=1).sum() >= 6  # the defect appears in many overlapping windows
+    flagged = flag_discords(windows, fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    assert flagged[truth].mean() > 0.5
+    assert flagged[~truth.any(axis=1)].mean() < 0.01
+    interleaved = np.r_[0 : len(windows) : 2, 1 : len(windows) : 2]
+    mixed = flag_discords(windows[interleaved], fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    assert mixed[truth[interleaved]].mean() < 0.1
+
+
+def test_discord_prior_tests_each_channel_so_a_one_channel_defect_is_not_diluted():
+    """A small level shift on one of four channels: tested channel by channel (Bonferroni over the channels) it is
+    found; averaging the four channels' distances first (the rule before) dilutes it fourfold and finds less."""
+    rng = np.random.default_rng(10)
+    X = np.stack([np.stack([_pulse_record(128, rng) for _ in range(4)]) for _ in range(40)])
+    truth = np.zeros((40, 128), dtype=bool)
+    for i, channel, start in [(3, 0, 20), (11, 1, 60), (25, 2, 90), (32, 3, 40)]:
+        X[i, channel, start : start + 12] += 0.06  # three times the noise level
+        truth[i, start : start + 12] = True
+    flagged = flag_discords(X, fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    assert flagged[truth].mean() > 0.6
+    assert flagged[~truth.any(axis=1)].mean() < 0.005
+    m = default_m(128)
+    averaged = np.concatenate(
+        [
+            profile_maps(X[:20], reference_of(X[20:], 20000, 0), m, False, "min"),
+            profile_maps(X[20:], reference_of(X[:20], 20000, 0), m, False, "min"),
+        ]
+    )
+    assert flag_points_test(averaged, fdr=0.01, dilate=0)[truth].mean() < 0.5
+
+
+def test_detector_holds_the_discord_prior_out_from_the_first_step():
+    rng = np.random.default_rng(9)
+    X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
+    X[2, 0, 20:30] = 1.5
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "test"}
+    det = RobustDiffusion(**params, clean_prior="discord").fit(X)
+    prior = flag_discords(det._normalise(X).numpy(), 0.01, det.clean_dilate, det.map_smoothing, 20000)
+    assert prior[2, 20:30].all() and prior.sum() < 40
+    # the prior's round at step 0, then the two cleaning rounds; every later mask keeps the prior
+    np.testing.assert_array_equal(det.clean_history_[:, :2], [[0, 0], [0, 2], [0, 6]])
+    assert det.clean_history_[0, 2] == prior.mean()
+    assert det.clean_mask_[prior].all()
+    without = RobustDiffusion(**params).fit(X)
+    assert not without.clean_mask_[2, 20:30].all()
+
+
+def test_bad_clean_prior_is_rejected():
+    X1, X2 = np.zeros((4, 1, 16), dtype=np.float32), np.zeros((4, 1, 8, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="unknown clean_prior"):
+        RobustDiffusion(**TINY_1D, clean_prior="rpca").fit(X1)
+    with pytest.raises(ValueError, match="self_clean=True"):
+        RobustDiffusion(**TINY_1D, clean_prior="discord", self_clean=False).fit(X1)
+    with pytest.raises(ValueError, match="1D signals"):
+        RobustDiffusion(**{**TINY_1D, "dims": 2}, clean_prior="discord").fit(X2)
+    with pytest.raises(ValueError, match="at least 2 training samples"):
+        flag_discords(X1[:1], 0.01, 0, 2.0, 20000)

@@ -44,6 +44,7 @@ _ADDED_PARAMS = {
     "clean_samples": False,
     "clean_sample_refine": False,
     "clean_sample_sticky": False,
+    "clean_prior": "none",
     "map_t0s": None,
     "map_structure": "none",
     "score_mode": "quantile",
