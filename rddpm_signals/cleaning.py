@@ -122,12 +122,14 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.stack([mean, tail], axis=1)
 
 
-def flag_discords(Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_reference: int) -> np.ndarray:
+def flag_discords(
+    Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_reference: int, m: int | None = None
+) -> np.ndarray:
     """Bool ``(N, L)``: the points of the training samples ``Z`` ``(N, C, L)`` that are discords against the rest.
 
     Each half of the samples (the first ``N // 2`` and the others, in their order) is profiled against the other
-    half: per channel and point the smallest raw distance of the length-
-    :func:`~rddpm_signals.subsequences.default_m` subsequences covering it to their nearest neighbour there (at most
+    half: per channel and point the smallest raw distance of the length-``m`` subsequences covering it (default
+    :func:`~rddpm_signals.subsequences.default_m`) to their nearest neighbour there (at most
     ``max_reference`` reference points per channel, a seeded subset beyond). Splitting by order, not alternately,
     keeps overlapping windows cut from one record out of each other's reference, where a defect would find itself
     as a neighbour. Each channel's maps are smoothed by ``sigma``, log-transformed and z-scored per position like
@@ -139,7 +141,7 @@ def flag_discords(Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_refe
     n, channels = len(Z), Z.shape[1]
     if n < 2:
         raise ValueError(f"clean_prior='discord' needs at least 2 training samples, got {n}: pass more samples")
-    m = default_m(Z.shape[-1])
+    m = default_m(Z.shape[-1]) if m is None else int(m)
     first, second = Z[: n // 2], Z[n // 2 :]
     maps = np.concatenate(
         [

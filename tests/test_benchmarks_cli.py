@@ -35,6 +35,7 @@ variant_gain = _load("variant_gain")
 per_fit_rule = _load("per_fit_rule")
 model_seed = _load("model_seed")
 oracle_cleaning = _load("oracle_cleaning")
+discord_prior = _load("discord_prior")
 
 
 def test_interval_metrics_hand_made():
@@ -549,3 +550,26 @@ def test_oracle_cleaning_holds_out_exactly_the_true_mask(tmp_path, capsys, monke
     assert capsys.readouterr().out == text
     with pytest.raises(ValueError, match="does not self-clean"):
         oracle_cleaning.main([*argv, "--method", "ddpm", "--out", str(tmp_path / "o2")])
+
+
+def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
+    """The benchmark's flags are the ones ``RobustDiffusion(clean_prior="discord")`` holds out (same normalisation,
+    same settings), measured against the training labels; the table is printed and written."""
+    from rddpm_signals import RobustDiffusion
+    from rddpm_signals.detector import channel_center_scale
+    from rddpm_signals.harness.cells import Cell, load_cell_data
+
+    argv = ["--datasets", "forging", "--preset", "smoke", "--contamination", "0.3", "--seeds", "0"]
+    assert discord_prior.main([*argv, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "forging_smoke.md").read_text()
+    assert text in capsys.readouterr().out and "| forging | 0.3 | 0 |" in text
+    data = load_cell_data(Cell("forging", "rddpm", 0.3, 0, "smoke").resolved())
+    X = np.asarray(data.train_x, dtype=np.float32)
+    det = RobustDiffusion(clean_prior="discord")
+    det.center_, det.scale_ = channel_center_scale(X)
+    prior = det._model_free_prior(det._normalise(X))
+    truth = np.asarray(data.train_mask).reshape(prior.shape).astype(bool)
+    row = discord_prior.prior_row("forging", "smoke", 0.3, 0, None)
+    assert row["defect_recall"] == float(prior[truth].mean()) > 0.3
+    assert row["normal_flagged"] == float(prior[~truth.any(axis=1)].mean()) < row["defect_recall"]
+    assert discord_prior.prior_row("forging", "smoke", 0.3, 0, 8)["m"] == 8
