@@ -525,7 +525,7 @@ class RobustDiffusion(BaseDetector):
     def _model_free_prior(self, data: torch.Tensor) -> np.ndarray | None:
         """``clean_prior``'s points ``(N, L)`` to hold out from the first step, from the normalised training samples
         ``data`` ``(N, C, L)``; ``None`` without one."""
-        if self.clean_prior == "none" or not self.self_clean:
+        if self.clean_prior == "none":  # _check_params refuses a prior without self-cleaning
             return None
         return flag_discords(
             data.numpy(), self.clean_fdr, self.clean_dilate, self.map_smoothing, max_reference=DISCORD_REFERENCE
