@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._robust import MAD_TO_SIGMA
+from ._robust import median_spread
 
 __all__ = ["mad_threshold", "contamination_threshold", "binarize", "DEFAULT_K"]
 
@@ -56,10 +56,8 @@ def mad_threshold(values: object, k: float = 3.0) -> float:
     k = _number(k, "k")
     if not np.isfinite(k) or k < 0:
         raise ValueError(f"k must be a finite number >= 0 (robust standard deviations), got {k}")
-    arr = _finite(values, "values").ravel()
-    median = float(np.median(arr))
-    mad = float(np.median(np.abs(arr - median)))
-    return median + k * MAD_TO_SIGMA * mad
+    median, spread = median_spread(_finite(values, "values").ravel())
+    return float(median) + k * float(spread)
 
 
 def contamination_threshold(values: object, contamination: float) -> float:
