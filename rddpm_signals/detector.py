@@ -174,13 +174,13 @@ class RobustDiffusion(BaseDetector):
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
         (otherwise each round decides afresh, and a defect the cleaner model no longer singles out comes back).
     clean_prior: with self-cleaning, points to hold out from the first training step on, found without a model:
-        ``"none"`` or ``"discord"`` (1D only, opt-in): the points whose raw matrix-profile distance to the other
-        half of the training set is significant by the ``"test"`` rule at ``clean_fdr``, dilated by ``clean_dilate``
+        ``"none"`` or ``"discord"`` (1D only, opt-in): the points whose raw matrix-profile distance to the other half
+        of the training set is significant by the ``"test"`` rule at ``clean_fdr``, dilated by ``clean_dilate``
         (:func:`rddpm_signals.cleaning.flag_discords`); every cleaning round adds its flags to them. The map-based
         rules need a network that has learnt the normal mode first; by then it has learnt some defects too. Costs
         one matrix profile of the training set before training (forging, 192 × 4 × 256: about a minute on one
-        thread). Before training it finds 0.55–0.88 of the defect points of five waveform sets at 30 % and flags ≤
-        0.2 % of clean machine-cycle points, 2.6–3.1 % of clean pulse-train points; on three data seeds seen while
+        thread). Before training it finds 0.55–0.88 of the defect points of five waveform sets at 30 % and flags
+        ≤ 0.2 % of clean machine-cycle points, 2.6–3.1 % of clean pulse-train points; on three data seeds seen while
         choosing, added to the default it raised ``val_signals`` at 30 % by +0.027 AUROC / +0.081 AUPRC and moved
         three other sets by < 0.001 (docs/RESULTS.md §25, a screen). On two fresh data seeds (§26) it gained +0.010
         to +0.052 AUROC on the two validation sets at 20–30 % and cost AUPRC 0.011–0.015 in three development groups
