@@ -32,7 +32,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.cleaning import flag_discords  # noqa: E402
-from rddpm_signals.detector import DISCORD_REFERENCE, RobustDiffusion, channel_center_scale  # noqa: E402
+from rddpm_signals.detector import (  # noqa: E402
+    DISCORD_REFERENCE,
+    RobustDiffusion,
+    channel_center_scale,
+    scale_channels,
+)
 from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
 from rddpm_signals.subsequences import default_m  # noqa: E402
 
@@ -55,8 +60,7 @@ def prior_row(dataset: str, preset: str, contamination: float, seed: int, m: int
     X = np.asarray(data.train_x, dtype=np.float32)
     if X.ndim != 3:
         raise ValueError(f"{dataset} is not a 1D set (samples of shape {X.shape[1:]}): the prior is for 1D signals")
-    center, scale = channel_center_scale(X)
-    Z = (X - center.reshape(1, -1, 1)) / scale.reshape(1, -1, 1)  # RobustDiffusion._normalise's arithmetic
+    Z = scale_channels(X, *channel_center_scale(X))  # the detector's normalisation
     start = time.perf_counter()
     flagged = flag_discords(
         Z, _DEFAULTS.clean_fdr, _DEFAULTS.clean_dilate, _DEFAULTS.map_smoothing, DISCORD_REFERENCE, m=m

@@ -45,7 +45,7 @@ from .subsequences import default_m, profile_maps, reference_of
 from .synthetic import choose_by_injection, inject_defects, outlier_share
 from .training import TrainConfig, TrainResult, autocast, train
 
-__all__ = ["RobustDiffusion", "channel_center_scale"]
+__all__ = ["RobustDiffusion", "channel_center_scale", "scale_channels"]
 
 FORMAT_VERSION = 2
 MAP_NORMALIZATIONS = ("none", "position")
@@ -65,6 +65,13 @@ def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel robust centre and scale of ``X`` ``(N, C, …)`` → two float32 ``(C,)`` arrays."""
     center, scale = robust_center_scale(np.moveaxis(X, 1, 0).reshape(X.shape[1], -1))
     return center.astype(np.float32), scale.astype(np.float32)
+
+
+def scale_channels(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``X`` ``(N, C, …grid)`` in the robust per-channel units of ``center`` / ``scale`` ``(C,)``
+    (:func:`channel_center_scale`), same shape; the dtype follows numpy's promotion of the three."""
+    shape = (1, -1) + (1,) * (X.ndim - 2)
+    return (X - center.reshape(shape)) / scale.reshape(shape)
 
 
 def _seed(random_state: int | None, stream: int) -> int:
@@ -429,8 +436,7 @@ class RobustDiffusion(BaseDetector):
 
     def _normalise(self, X: np.ndarray) -> torch.Tensor:
         """``X`` ``(N, C, …grid)`` in robust per-channel units, as a tensor of the same shape."""
-        shape = (1, -1) + (1,) * (X.ndim - 2)
-        return torch.from_numpy((X - self.center_.reshape(shape)) / self.scale_.reshape(shape))
+        return torch.from_numpy(scale_channels(X, self.center_, self.scale_))
 
     def _denormalise(self, Z: torch.Tensor) -> np.ndarray:
         shape = (1, -1) + (1,) * (Z.ndim - 2)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._validation import check_fitted
 from ..base import BaseDetector, infer_dims
-from ..detector import channel_center_scale
+from ..detector import channel_center_scale, scale_channels
 from ..subsequences import (
     SPREADS,
     default_m,
@@ -119,7 +119,7 @@ class MatrixProfile(BaseDetector):
         return m
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        return (X.astype(np.float64) - self.center_[None, :, None]) / self.scale_[None, :, None]
+        return scale_channels(X.astype(np.float64), self.center_, self.scale_)
 
     def fit(self, X: object, y: object = None) -> MatrixProfile:
         """Keep (a random subset of) the training samples ``X`` ``(N, C, L)`` as the reference. Returns ``self``."""

@@ -14,7 +14,7 @@ from sklearn.ensemble import IsolationForest
 
 from .._validation import check_fitted
 from ..base import BaseDetector
-from ..detector import channel_center_scale
+from ..detector import channel_center_scale, scale_channels
 from .rpca import load_arrays, save_arrays, saved_dims
 
 __all__ = ["IsolationForestDetector"]
@@ -57,8 +57,7 @@ class IsolationForestDetector(BaseDetector):
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
         """Samples ``X`` ``(N, C, …grid)`` robustly scaled per channel and flattened → ``(N, C·grid)`` float32."""
-        shape = (1, -1) + (1,) * (X.ndim - 2)
-        return ((X - self.center_.reshape(shape)) / self.scale_.reshape(shape)).reshape(len(X), -1).astype(np.float32)
+        return scale_channels(X, self.center_, self.scale_).reshape(len(X), -1).astype(np.float32)
 
     def _grow(self, rows: np.ndarray) -> None:
         self.forest_ = IsolationForest(

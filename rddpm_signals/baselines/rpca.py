@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .._io import atomic_path
 from .._validation import check_fitted
 from ..base import BaseDetector
-from ..detector import channel_center_scale
+from ..detector import channel_center_scale, scale_channels
 
 __all__ = [
     "RPCA",
@@ -337,9 +337,7 @@ class RPCA(BaseDetector):
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
         """Samples ``X`` ``(N, C, …grid)`` robustly scaled per channel and flattened → ``(N, C·grid)`` float64."""
-        shape = (1, -1) + (1,) * (X.ndim - 2)
-        Z = (X.astype(np.float64) - self.center_.reshape(shape)) / self.scale_.reshape(shape)
-        return Z.reshape(X.shape[0], -1)
+        return scale_channels(X.astype(np.float64), self.center_, self.scale_).reshape(X.shape[0], -1)
 
     def _check_grid(self, X: np.ndarray) -> None:
         if tuple(X.shape[2:]) != self.grid_shape_:
