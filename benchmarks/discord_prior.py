@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/discord_prior.py --datasets forging --preset robust --contamination 0.3,0 --seeds 14
     python benchmarks/discord_prior.py --datasets val_signals --preset validate --contamination 0.3 --m 16,32,64
+    python benchmarks/discord_prior.py --datasets dev_signals --preset develop --m 16,32,64 --dilate 2,m
 
 Writes ``OUT/<sets>_<preset>.md`` (the table printed).
 """
@@ -31,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.cleaning import flag_discords  # noqa: E402
+from rddpm_signals.cleaning import dilate_flags, flag_discords  # noqa: E402
 from rddpm_signals.detector import (  # noqa: E402
     DISCORD_REFERENCE,
     RobustDiffusion,
@@ -41,7 +42,7 @@ from rddpm_signals.detector import (  # noqa: E402
 from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
 from rddpm_signals.subsequences import default_m  # noqa: E402
 
-__all__ = ["prior_row", "main"]
+__all__ = ["prior_rows", "main"]
 
 _DEFAULTS = RobustDiffusion()
 
@@ -54,36 +55,47 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-def prior_row(dataset: str, preset: str, contamination: float, seed: int, m: int | None) -> dict:
-    """The prior's flags on one cell's training set, measured against its labels (one row of the table)."""
+def prior_rows(
+    dataset: str, preset: str, contamination: float, seed: int, m: int | None, dilations: list[str | None]
+) -> list[dict]:
+    """The prior's flags on one cell's training set, measured against its labels: one row of the table per entry
+    of ``dilations`` (``None`` = the detector's ``clean_dilate``, ``"m"`` = the subsequence length, else points);
+    the matrix profile is computed once."""
     data = load_cell_data(Cell(dataset, "rddpm", contamination, seed, preset).resolved())
     X = np.asarray(data.train_x, dtype=np.float32)
     if X.ndim != 3:
         raise ValueError(f"{dataset} is not a 1D set (samples of shape {X.shape[1:]}): the prior is for 1D signals")
     Z = scale_channels(X, *channel_center_scale(X))  # the detector's normalisation
+    m = default_m(X.shape[-1]) if m is None else m
     start = time.perf_counter()
-    flagged = flag_discords(
-        Z, _DEFAULTS.clean_fdr, _DEFAULTS.clean_dilate, _DEFAULTS.map_smoothing, DISCORD_REFERENCE, m=m
-    )
+    discords = flag_discords(Z, _DEFAULTS.clean_fdr, 0, _DEFAULTS.map_smoothing, DISCORD_REFERENCE, m=m)
     seconds = time.perf_counter() - start
-    truth = np.asarray(data.train_mask).reshape(flagged.shape).astype(bool)
+    truth = np.asarray(data.train_mask).reshape(discords.shape).astype(bool)
     normal = ~truth.any(axis=1)
-    kinds = np.asarray(data.meta.get("train_defect", [""] * len(flagged)))
-    per_kind = {k: float(flagged[kinds == k][truth[kinds == k]].mean()) for k in sorted(set(kinds) - {""})}
-    return {
-        "set": dataset,
-        "contamination": contamination,
-        "seed": seed,
-        "m": default_m(X.shape[-1]) if m is None else m,
-        "defect_recall": float(flagged[truth].mean()) if truth.any() else None,
-        "normal_flagged": float(flagged[normal].mean()) if normal.any() else None,
-        "per_kind": per_kind,
-        "seconds": seconds,
-    }
+    kinds = np.asarray(data.meta.get("train_defect", [""] * len(discords)))
+    rows = []
+    for entry in dilations:
+        dilate = _DEFAULTS.clean_dilate if entry is None else m if entry == "m" else int(entry)
+        flagged = dilate_flags(discords, dilate)
+        per_kind = {k: float(flagged[kinds == k][truth[kinds == k]].mean()) for k in sorted(set(kinds) - {""})}
+        rows.append(
+            {
+                "set": dataset,
+                "contamination": contamination,
+                "seed": seed,
+                "m": m,
+                "dilate": dilate,
+                "defect_recall": float(flagged[truth].mean()) if truth.any() else None,
+                "normal_flagged": float(flagged[normal].mean()) if normal.any() else None,
+                "per_kind": per_kind,
+                "seconds": seconds,
+            }
+        )
+    return rows
 
 
 def _table(rows: list[dict]) -> str:
-    header = ["set", "contamination", "seed", "m", "defect recall", "normal flagged", "per kind", "seconds"]
+    header = ["set", "contamination", "seed", "m", "dilate", "defect recall", "normal flagged", "per kind", "seconds"]
 
     def share(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
@@ -94,6 +106,7 @@ def _table(rows: list[dict]) -> str:
             f"{r['contamination']:g}",
             str(r["seed"]),
             str(r["m"]),
+            str(r["dilate"]),
             share(r["defect_recall"]),
             share(r["normal_flagged"]),
             ", ".join(f"{k} {v:.2f}" for k, v in r["per_kind"].items()) or "—",
@@ -111,16 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contamination", default="0.3,0")
     p.add_argument("--seeds", default="0")
     p.add_argument("--m", default="", help="subsequence lengths separated by ',' (default: the library's)")
+    p.add_argument(
+        "--dilate", default="", help="dilations separated by ','; 'm' = the subsequence length (default: clean_dilate)"
+    )
     p.add_argument("--out", default="results/discord_prior")
     args = p.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     lengths: list[int | None] = _ints(args.m) or [None]
+    dilations: list[str | None] = [d.strip() for d in args.dilate.split(",") if d.strip()] or [None]
     rows = [
-        prior_row(dataset, args.preset, c, seed, m)
+        row
         for dataset in datasets
         for c in _floats(args.contamination)
         for seed in _ints(args.seeds)
         for m in lengths
+        for row in prior_rows(dataset, args.preset, c, seed, m, dilations)
     ]
     text = _table(rows)
     out = Path(args.out)

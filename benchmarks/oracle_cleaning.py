@@ -75,7 +75,7 @@ def oracle_record(
     det = build_detector(resolved, data.dims)
     if not getattr(det, "self_clean", False):
         raise ValueError(f"{method!r} does not self-clean: the oracle replaces a cleaning rule, pick one that has one")
-    mask = cleaning._dilate(np.asarray(data.train_mask, dtype=bool), dilate)
+    mask = cleaning.dilate_flags(np.asarray(data.train_mask, dtype=bool), dilate)
     start = time.perf_counter()
     with held_out(mask):
         det.fit(data.train_x)

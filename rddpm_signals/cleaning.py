@@ -48,6 +48,7 @@ __all__ = [
     "flag_points",
     "flag_points_test",
     "flag_samples",
+    "dilate_flags",
     "flag_discords",
     "benjamini_hochberg",
     "CLEAN_RULES",
@@ -60,7 +61,9 @@ CLEAN_RULES = ("share", "test")
 CLEAN_PRIORS = ("none", "discord")
 
 
-def _dilate(flagged: np.ndarray, dilate: int) -> np.ndarray:
+def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:
+    """Bool ``(N, …grid)``: ``flagged`` widened by ``dilate`` points each way along the grid axes (not across
+    samples); ``dilate`` 0 returns it unchanged."""
     if dilate > 0 and flagged.any():
         size = (1,) + (2 * dilate + 1,) * (flagged.ndim - 1)
         flagged = ndimage.maximum_filter(flagged, size=size, mode="constant")
@@ -75,7 +78,7 @@ def flag_points(maps: np.ndarray, threshold: float, max_share: float, dilate: in
         raise ValueError(f"clean_max_share must lie in (0, 1), got {max_share}")
     z = PositionNormalizer().fit(maps).transform(maps)
     cut = max(threshold, float(np.quantile(z, 1.0 - max_share)))
-    return _dilate(z > cut, dilate)
+    return dilate_flags(z > cut, dilate)
 
 
 def benjamini_hochberg(p: np.ndarray, fdr: float) -> np.ndarray:
@@ -108,7 +111,7 @@ def flag_points_test(maps: np.ndarray, fdr: float, dilate: int, sigma: float = 2
     discoveries are dilated by ``dilate`` points.
     """
     z = _log_z(maps, sigma)
-    return _dilate(benjamini_hochberg(stats.norm.sf(z), fdr), dilate)
+    return dilate_flags(benjamini_hochberg(stats.norm.sf(z), fdr), dilate)
 
 
 def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
@@ -151,7 +154,7 @@ def flag_discords(
     )
     z = np.stack([_log_z(maps[:, c], sigma) for c in range(channels)], axis=1).max(axis=1)
     p = np.minimum(1.0, channels * stats.norm.sf(z))
-    return _dilate(benjamini_hochberg(p, fdr), dilate)
+    return dilate_flags(benjamini_hochberg(p, fdr), dilate)
 
 
 SAMPLE_RULES = (False, True, "two_sided")

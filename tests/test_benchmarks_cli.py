@@ -569,7 +569,10 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     det.center_, det.scale_ = channel_center_scale(X)
     prior = det._model_free_prior(det._normalise(X))
     truth = np.asarray(data.train_mask).reshape(prior.shape).astype(bool)
-    row = discord_prior.prior_row("forging", "smoke", 0.3, 0, None)
+    row, undilated, wide = discord_prior.prior_rows("forging", "smoke", 0.3, 0, None, [None, "0", "m"])
+    assert row["dilate"] == det.clean_dilate and wide["dilate"] == row["m"] > det.clean_dilate
     assert row["defect_recall"] == float(prior[truth].mean()) > 0.3
     assert row["normal_flagged"] == float(prior[~truth.any(axis=1)].mean()) < row["defect_recall"]
-    assert discord_prior.prior_row("forging", "smoke", 0.3, 0, 8)["m"] == 8
+    assert undilated["defect_recall"] <= row["defect_recall"] <= wide["defect_recall"]
+    assert undilated["normal_flagged"] < wide["normal_flagged"]
+    assert discord_prior.prior_rows("forging", "smoke", 0.3, 0, 8, [None])[0]["m"] == 8

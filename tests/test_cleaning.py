@@ -262,6 +262,10 @@ def test_detector_holds_the_discord_prior_out_from_the_first_step():
     assert det.clean_mask_[prior].all()
     without = RobustDiffusion(**params).fit(X)
     assert not without.clean_mask_[2, 20:30].all()
+    longer = RobustDiffusion(**params, clean_prior="discord", clean_prior_m=16).fit(X)
+    held = flag_discords(det._normalise(X).numpy(), 0.01, det.clean_dilate, det.map_smoothing, 20000, m=16)
+    assert longer.clean_history_[0, 2] == held.mean() and longer.clean_mask_[held].all()
+    assert not np.array_equal(held, prior)
 
 
 def test_bad_clean_prior_is_rejected():
@@ -274,3 +278,9 @@ def test_bad_clean_prior_is_rejected():
         RobustDiffusion(**{**TINY_1D, "dims": 2}, clean_prior="discord").fit(X2)
     with pytest.raises(ValueError, match="at least 2 training samples"):
         flag_discords(X1[:1], 0.01, 0, 2.0, 20000)
+    with pytest.raises(ValueError, match="clean_prior_m is the length of clean_prior='discord'"):
+        RobustDiffusion(**TINY_1D, clean_prior_m=8).fit(X1)
+    with pytest.raises(ValueError, match="clean_prior_m must be >= 2"):
+        RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=1).fit(X1)
+    with pytest.raises(ValueError, match="exceeds the samples' length 16"):
+        RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=17).fit(X1)
