@@ -194,7 +194,10 @@ class RobustDiffusion(BaseDetector):
         (forging at 30 % on both seeds), so it is not the default.
     clean_prior_m: the subsequence length (points) of ``clean_prior="discord"``; ``None`` = the library's
         (:func:`rddpm_signals.subsequences.default_m`: ``L // 16`` clipped to [4, 64]). A longer one compares
-        longer shapes, so fewer short normal stretches look unique; it must not exceed the samples' length.
+        longer shapes, so fewer short normal stretches look unique; it must not exceed the samples' length. With
+        ``clean_rule="test", clean_rounds=10, clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points
+        (16: up to 0.20) and was level with or ahead of the default on five waveform sets at 0 and 30 % in a screen
+        on seeds seen before (docs/RESULTS.md §27; not yet confirmed on fresh seeds).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
