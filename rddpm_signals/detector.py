@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -391,8 +392,9 @@ class RobustDiffusion(BaseDetector):
         if self.clean_prior_m is not None:
             if self.clean_prior != "discord":
                 raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or None")
-            if int(self.clean_prior_m) < 2:
-                raise ValueError(f"clean_prior_m must be >= 2 points (or None), got {self.clean_prior_m}")
+            m = self.clean_prior_m
+            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 2:
+                raise ValueError(f"clean_prior_m must be an integer >= 2 (points), or None; got {m!r}")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:

@@ -280,7 +280,8 @@ def test_bad_clean_prior_is_rejected():
         flag_discords(X1[:1], 0.01, 0, 2.0, 20000)
     with pytest.raises(ValueError, match="clean_prior_m is the length of clean_prior='discord'"):
         RobustDiffusion(**TINY_1D, clean_prior_m=8).fit(X1)
-    with pytest.raises(ValueError, match="clean_prior_m must be >= 2"):
-        RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=1).fit(X1)
+    for bad in (1, 8.5, "8"):
+        with pytest.raises(ValueError, match="clean_prior_m must be an integer >= 2"):
+            RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=bad).fit(X1)
     with pytest.raises(ValueError, match="exceeds the samples' length 16"):
         RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=17).fit(X1)
