@@ -55,10 +55,35 @@ __all__ = [
     "CLEAN_PRIORS",
     "SAMPLE_RULES",
     "check_cleaning_settings",
+    "AUTO",
+    "AUTO_CLEANING",
+    "resolve_auto",
+    "auto_prior_m",
 ]
 
 CLEAN_RULES = ("share", "test")
 CLEAN_PRIORS = ("none", "discord")
+AUTO = "auto"
+# What self-cleaning's "auto" settings become, by the samples' kind: 1D signals (N, C, L) and grids (images,
+# spectrograms). The 1D recipe was confirmed against the grid one on five waveform sets at 0, 20 and 30 % on fresh
+# data seeds (docs/RESULTS.md §27); on textures the "test" rule missed low-contrast defects (§20b), so grids keep it.
+AUTO_CLEANING: dict[int, dict[str, object]] = {
+    1: {"rule": "test", "rounds": 10, "dilate": 16, "prior": "discord"},
+    2: {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none"},
+}
+
+
+def resolve_auto(settings: dict[str, object], dims: int) -> dict[str, object]:
+    """``settings`` (keys among ``rule``, ``rounds``, ``dilate``, ``prior``) with every ``"auto"`` value replaced by
+    :data:`AUTO_CLEANING`'s for ``dims`` (1 → 1D signals, anything else → grids)."""
+    table = AUTO_CLEANING[1 if dims == 1 else 2]
+    return {k: table[k] if isinstance(v, str) and v == AUTO else v for k, v in settings.items()}
+
+
+def auto_prior_m(length: int) -> int:
+    """``clean_prior_m="auto"``: a quarter of the samples' ``length``, within [2, 64] points (64 at ``length``
+    256, the only length measured: docs/RESULTS.md §27a). Callers keep the prior off below 2 points."""
+    return int(np.clip(length // 4, 2, 64))
 
 
 def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:

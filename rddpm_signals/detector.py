@@ -25,7 +25,15 @@ from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
 from ._validation import check_fitted
 from .base import BaseDetector, quantile_scores, smooth_maps
-from .cleaning import CLEAN_PRIORS, SelfCleaning, check_cleaning_settings, flag_discords
+from .cleaning import (
+    AUTO,
+    CLEAN_PRIORS,
+    SelfCleaning,
+    auto_prior_m,
+    check_cleaning_settings,
+    flag_discords,
+    resolve_auto,
+)
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
@@ -73,6 +81,15 @@ def scale_channels(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.n
     (:func:`channel_center_scale`), same shape; the dtype follows numpy's promotion of the three."""
     shape = (1, -1) + (1,) * (X.ndim - 2)
     return (X - center.reshape(shape)) / scale.reshape(shape)
+
+
+def _is_auto(value: object) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
+def _is_count(value: object, least: int) -> bool:
+    """An integer (not a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
 def _seed(random_state: int | None, stream: int) -> int:
@@ -146,10 +163,16 @@ class RobustDiffusion(BaseDetector):
     sampler: ``"ddpm"`` (ancestral) or ``"ddim"``; eta: DDIM stochasticity (0 = deterministic).
     noise: ``"gaussian"`` or ``"simplex"`` (AnoDDPM), for training and scoring alike.
     self_clean: after ``clean_start`` of the training steps, score the training set ``clean_rounds`` times with the
-        current model and drop from the loss the points whose per-position robust z-score exceeds
-        ``clean_threshold`` (at most a ``clean_max_share`` of all points), together with every point within
-        ``clean_dilate`` of one. On by default (docs/RESULTS.md §2). The defaults start early (10 % of the steps,
-        before the model has learnt the rare defects) and flag aggressively (z > 1.5, so the cap decides). The cap
+        current model and drop from the loss the points ``clean_rule`` flags, together with every point within
+        ``clean_dilate`` of one (and, from the first step, the points ``clean_prior`` holds out). On by default
+        (docs/RESULTS.md §2). The settings that default to ``"auto"`` (``clean_rule``, ``clean_rounds``,
+        ``clean_dilate``, ``clean_prior``, ``clean_prior_m``) follow the kind of sample
+        (:data:`rddpm_signals.cleaning.AUTO_CLEANING`; a fit records its choice in ``clean_settings_``): for 1D
+        signals the ``"test"`` rule, 10 rounds, dilation 16 and the discord prior of ``L // 4`` points (at most 64);
+        for images and spectrograms the ``"share"`` rule, 5 rounds, dilation 2 and no prior (§27d). The share rule
+        drops the points whose per-position robust z-score exceeds ``clean_threshold`` (at most a
+        ``clean_max_share`` of all points). It starts early (10 % of the steps, before the model has learnt the rare
+        defects) and flags aggressively (z > 1.5, so the cap decides). The cap
         applies *before* the dilation, and flagged points are scattered, so the share excluded is far larger than
         the cap: measured about a third of the points on forging strokes and 87–90 % on 32 × 32 images and
         spectrograms, covering 92–99 % of the defect points (``benchmarks/cleaning.py``). Excluding the same
@@ -160,19 +183,21 @@ class RobustDiffusion(BaseDetector):
         previous run excluded held out from the first step (and cleaning on top). Each refit costs a whole fit.
         One refit raised machine-sound AUROC at every contamination level (+0.004 to +0.029) but lowered rolling
         by 0.013–0.021 and moved forging and grass by at most 0.007 (docs/RESULTS.md §8), so the default is 0.
-    clean_rule: how self-cleaning flags points: ``"share"`` (the rule above) or ``"test"``: a point is flagged only
+    clean_rule: how self-cleaning flags points: ``"auto"`` (the default: ``"test"`` for 1D signals, ``"share"`` for
+        images and spectrograms), ``"share"`` (the rule above) or ``"test"``: a point is flagged only
         when its smoothed log-map z-score (per position, median / MAD over the training samples) is significant
         against that bulk under a Benjamini–Hochberg false-discovery rate ``clean_fdr`` over all points, then dilated
         by ``clean_dilate``; on data without defects it flags (almost) nothing (:mod:`rddpm_signals.cleaning`).
-        Against the default on fresh fits (docs/RESULTS.md §20b, §21): within 0.002 AUROC of it or above on 14 of 15
+        Against the share rule on fresh fits (docs/RESULTS.md §20b, §21): within 0.002 AUROC of it or above on 14 of 15
         clean fits and on every waveform fit at 20 %, but it misses most low-contrast texture defects (brick at
         20 %: −0.032 and −0.082 on two seeds) and, at 30 %, lost ``val_signals`` (−0.016 AUROC, −0.077 AUPRC).
         For waveforms, ``clean_rule="test", clean_samples="two_sided", clean_sample_refine=True,
-        clean_sample_sticky=True, clean_rounds=10`` (opt-in) was ahead of the default on the mean over three fresh
+        clean_sample_sticky=True, clean_rounds=10`` (opt-in) was ahead of the share rule on the mean over three fresh
         data seeds in all twelve (set, contamination) groups of four waveform sets (§23; the two validation sets at
         20–30 %: +0.016 to +0.033 AUROC, +0.033 to +0.092 AUPRC) but behind on forging (AUPRC −0.013 at 20 %,
         −0.023 at 30 %; AUROC −0.002, −0.003), where the share rule holds out 0.91–0.94 of the defect points and
-        it 0.66–0.79; so it is not the default.
+        it 0.66–0.79; so it is not the default. Without the sample drops and with the discord prior (the 1D
+        ``"auto"`` recipe) it held forging (§27d).
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
     clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
         among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
@@ -182,7 +207,8 @@ class RobustDiffusion(BaseDetector):
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
         (otherwise each round decides afresh, and a defect the cleaner model no longer singles out comes back).
     clean_prior: with self-cleaning, points to hold out from the first training step on, found without a model:
-        ``"none"`` or ``"discord"`` (1D only, opt-in): the points whose raw matrix-profile distance to the other half
+        ``"auto"`` (the default: ``"discord"`` for 1D signals of at least 2 samples, else ``"none"``), ``"none"`` or
+        ``"discord"`` (1D only): the points whose raw matrix-profile distance to the other half
         of the training set is significant by the ``"test"`` rule at ``clean_fdr``, dilated by ``clean_dilate``
         (:func:`rddpm_signals.cleaning.flag_discords`); every cleaning round adds its flags to them. The map-based
         rules need a network that has learnt the normal mode first; by then it has learnt some defects too. Costs
@@ -192,13 +218,13 @@ class RobustDiffusion(BaseDetector):
         choosing, added to the default it raised ``val_signals`` at 30 % by +0.027 AUROC / +0.081 AUPRC and moved
         three other sets by < 0.001 (docs/RESULTS.md §25, a screen). On two fresh data seeds (§26) it gained +0.010
         to +0.052 AUROC on the two validation sets at 20–30 % and cost AUPRC 0.011–0.015 in three development groups
-        (forging at 30 % on both seeds), so it is not the default.
-    clean_prior_m: the subsequence length (points) of ``clean_prior="discord"``; ``None`` = the library's
-        (:func:`rddpm_signals.subsequences.default_m`: ``L // 16`` clipped to [4, 64]). A longer one compares
-        longer shapes, so fewer short normal stretches look unique; it must not exceed the samples' length. With
-        ``clean_rule="test", clean_rounds=10, clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points
-        (16: up to 0.20) and was level with or ahead of the default on five waveform sets at 0 and 30 % in a screen
-        on seeds seen before (docs/RESULTS.md §27; not yet confirmed on fresh seeds).
+        (forging at 30 % on both seeds): so with the share rule it is not the default.
+    clean_prior_m: the subsequence length (points) of the discord prior: ``"auto"`` (the default: ``L // 4`` within
+        [2, 64]), an integer, or ``None`` = :func:`rddpm_signals.subsequences.default_m` (``L // 16`` clipped to
+        [4, 64], the prior's length before ``"auto"``). A longer one compares longer shapes, so fewer short normal
+        stretches look unique; it must not exceed the samples' length. With ``clean_rule="test", clean_rounds=10,
+        clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points (16: up to 0.20) (docs/RESULTS.md
+        §27c). Only ``L`` = 256 was measured; ``L // 4`` elsewhere is a guess that keeps the same proportion.
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -249,12 +275,13 @@ class RobustDiffusion(BaseDetector):
         with a one-line error naming what differs. ``resume=False`` ignores an existing checkpoint.
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
-    ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_mask_`` (N, …grid) bool, the
-    training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning round: refit
-    stage, training step, share of the training points excluded, samples dropped whole; with position
-    normalisation ``map_center_`` / ``map_scale_`` (…grid); with
-    ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of
-    the reconstruction map, then of the profile) and ``discord_m_``.
+    ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_settings_`` (dict: the ``rule``,
+    ``rounds``, ``dilate``, ``prior`` and ``prior_m`` the fit used, ``"auto"`` resolved), ``clean_mask_`` (N, …grid)
+    bool, the training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning
+    round: refit stage, training step, share of the training points excluded, samples dropped whole; with position
+    normalisation ``map_center_`` / ``map_scale_`` (…grid); with ``map_structure="discord"`` ``discord_reference_``
+    ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of the reconstruction map, then of the profile) and
+    ``discord_m_``.
     """
 
     def __init__(
@@ -284,18 +311,18 @@ class RobustDiffusion(BaseDetector):
         noise: str = "gaussian",
         self_clean: bool = True,
         clean_start: float = 0.1,
-        clean_rounds: int = 5,
+        clean_rounds: int | str = "auto",
         clean_threshold: float = 1.5,
         clean_max_share: float = 0.1,
-        clean_dilate: int = 2,
+        clean_dilate: int | str = "auto",
         clean_refits: int = 0,
-        clean_rule: str = "share",
+        clean_rule: str = "auto",
         clean_fdr: float = 0.01,
         clean_samples: bool | str = False,
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
-        clean_prior: str = "none",
-        clean_prior_m: int | None = None,
+        clean_prior: str = "auto",
+        clean_prior_m: int | str | None = "auto",
         n_reconstructions: int = 4,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
@@ -384,17 +411,21 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
-        check_cleaning_settings(**self._cleaning_settings())
-        if self.clean_prior not in CLEAN_PRIORS:
-            raise ValueError(f"unknown clean_prior {self.clean_prior!r}: use one of {CLEAN_PRIORS}")
-        if self.clean_prior != "none" and not self.self_clean:
-            raise ValueError(f"clean_prior={self.clean_prior!r} is part of self-cleaning: set self_clean=True")
-        if self.clean_prior_m is not None:
-            if self.clean_prior != "discord":
-                raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or None")
-            m = self.clean_prior_m
-            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 2:
-                raise ValueError(f"clean_prior_m must be an integer >= 2 (points), or None; got {m!r}")
+        # "auto" becomes a valid value for every kind of sample, so the 1D one stands in for it here
+        check_cleaning_settings(**self._cleaning_settings(self._auto_settings(dims=1)))
+        if self.clean_prior not in (*CLEAN_PRIORS, AUTO):
+            raise ValueError(f"unknown clean_prior {self.clean_prior!r}: use one of {(*CLEAN_PRIORS, AUTO)}")
+        if self.clean_prior == "discord" and not self.self_clean:
+            raise ValueError("clean_prior='discord' is part of self-cleaning: set self_clean=True")
+        dilate = self.clean_dilate
+        if not (_is_auto(dilate) or _is_count(dilate, 0)):
+            raise ValueError(f"clean_dilate must be an integer >= 0 (points) or 'auto', got {dilate!r}")
+        m = self.clean_prior_m
+        if m is not None and not _is_auto(m):
+            if self.clean_prior == "none":
+                raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or 'auto'")
+            if not _is_count(m, 2):
+                raise ValueError(f"clean_prior_m must be an integer >= 2 (points), 'auto' or None; got {m!r}")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:
@@ -404,14 +435,33 @@ class RobustDiffusion(BaseDetector):
                 raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
 
-    def _check_prior_fits(self, X: np.ndarray, dims: int) -> None:
+    def _check_prior_fits(self, X: np.ndarray, dims: int, settings: dict) -> None:
+        """The prior ``settings`` chose (:meth:`_chosen_cleaning`) must suit the samples ``X``."""
         if self.clean_prior == "discord" and dims != 1:
-            raise ValueError("clean_prior='discord' is for 1D signals (N, C, L): use clean_prior='none' here")
-        if self.clean_prior_m is not None and int(self.clean_prior_m) > X.shape[-1]:
+            raise ValueError("clean_prior='discord' is for 1D signals (N, C, L): use clean_prior='auto' or 'none' here")
+        m = settings["prior_m"]
+        if settings["prior"] == "discord" and m is not None and int(m) > X.shape[-1]:
             raise ValueError(
-                f"clean_prior_m={self.clean_prior_m} exceeds the samples' length {X.shape[-1]}: pass at most "
-                f"{X.shape[-1]}, or None for the library's"
+                f"clean_prior_m={m} exceeds the samples' length {X.shape[-1]}: pass at most {X.shape[-1]}, or 'auto'"
             )
+
+    def _auto_settings(self, dims: int) -> dict:
+        """``clean_rule``, ``clean_rounds``, ``clean_dilate`` and ``clean_prior`` by their short names, each
+        ``"auto"`` resolved for ``dims`` (:data:`rddpm_signals.cleaning.AUTO_CLEANING`)."""
+        given = {"rule": self.clean_rule, "rounds": self.clean_rounds, "dilate": self.clean_dilate}
+        return resolve_auto({**given, "prior": self.clean_prior}, dims)
+
+    def _chosen_cleaning(self, X: np.ndarray, dims: int) -> dict:
+        """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
+        ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2 points), and ``prior_m``: the
+        discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`; unused without it)."""
+        settings = self._auto_settings(dims)
+        if _is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
+            settings["prior"] = "none"
+        m = self.clean_prior_m
+        discord = settings["prior"] == "discord"
+        settings["prior_m"] = None if not discord else auto_prior_m(X.shape[-1]) if _is_auto(m) else m
+        return settings
 
     def _check_structure_fits(self, X: np.ndarray, dims: int) -> None:
         """``map_structure="discord"`` needs 1D signals and enough samples for its reference and its scales."""
@@ -499,13 +549,14 @@ class RobustDiffusion(BaseDetector):
             vars(self).update(before)
             raise
 
-    def _cleaning_settings(self) -> dict:
-        """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names."""
+    def _cleaning_settings(self, chosen: dict) -> dict:
+        """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names,
+        with ``rule`` and ``rounds`` from ``chosen`` (:meth:`_auto_settings`, ``"auto"`` resolved)."""
         return {
             "start": self.clean_start,
-            "rounds": self.clean_rounds,
+            "rounds": chosen["rounds"],
             "max_share": self.clean_max_share,
-            "rule": self.clean_rule,
+            "rule": chosen["rule"],
             "fdr": self.clean_fdr,
             "samples": self.clean_samples,
         }
@@ -518,7 +569,8 @@ class RobustDiffusion(BaseDetector):
         self._check_params()
         X, dims = self._check_fit_X(X)
         self._check_structure_fits(X, dims)
-        self._check_prior_fits(X, dims)
+        cleaning = self._chosen_cleaning(X, dims)
+        self._check_prior_fits(X, dims, cleaning)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group
@@ -526,6 +578,8 @@ class RobustDiffusion(BaseDetector):
         self.n_channels_ = int(X.shape[1])
         data = self._normalise(X)
 
+        if self.self_clean:
+            self.clean_settings_ = cleaning
         prior = self._model_free_prior(data)
         rounds: list[list[float]] = []
         stages = 1 + (self.clean_refits if self.self_clean else 0)
@@ -552,16 +606,16 @@ class RobustDiffusion(BaseDetector):
 
     def _model_free_prior(self, data: torch.Tensor) -> np.ndarray | None:
         """``clean_prior``'s points ``(N, L)`` to hold out from the first step, from the normalised training samples
-        ``data`` ``(N, C, L)``; ``None`` without one."""
-        if self.clean_prior == "none":  # _check_params refuses a prior without self-cleaning
+        ``data`` ``(N, C, L)``; ``None`` without one (or without self-cleaning)."""
+        if not self.self_clean or self.clean_settings_["prior"] == "none":
             return None
         return flag_discords(
             data.numpy(),
             self.clean_fdr,
-            self.clean_dilate,
+            self.clean_settings_["dilate"],
             self.map_smoothing,
             max_reference=DISCORD_REFERENCE,
-            m=self.clean_prior_m,
+            m=self.clean_settings_["prior_m"],
         )
 
     def _fingerprint(self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str) -> dict:
@@ -628,9 +682,9 @@ class RobustDiffusion(BaseDetector):
             reweighter = SelfCleaning(
                 lambda ema, rows=slice(None): self._raw_maps(data[rows], ema, fast=True)[0],
                 self.train_steps,
-                **self._cleaning_settings(),
+                **self._cleaning_settings(self.clean_settings_),
                 threshold=self.clean_threshold,
-                dilate=self.clean_dilate,
+                dilate=self.clean_settings_["dilate"],
                 prior=prior,
                 sigma=self.map_smoothing,
                 n_samples=len(data),
@@ -856,7 +910,8 @@ class RobustDiffusion(BaseDetector):
     _FITTED_ARRAYS += ("map_t0_scale_", "structure_scale_", "energy_center_", "energy_scale_")
     _FITTED_ARRAYS += ("sample_location_", "sample_precision_", "map_structure_scores_")
     _FITTED_ARRAYS += ("discord_reference_", "discord_scales_", "discord_m_")
-    _FITTED_CHOICES = ("map_structure_",)  # fitted strings (map_structure="auto")
+    # fitted choices, saved as they are: a string (map_structure="auto") and a dict (the "auto" cleaning settings)
+    _FITTED_CHOICES = ("map_structure_", "clean_settings_")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters, EMA weights, normalisations, ``dims_`` and fitted arrays to ``path`` (atomically)."""
@@ -898,7 +953,7 @@ class RobustDiffusion(BaseDetector):
         for name, value in state["arrays"].items():
             setattr(det, name, value.numpy())
         for name, value in state.get("choices", {}).items():
-            if name in cls._FITTED_CHOICES and isinstance(value, str):
+            if name in cls._FITTED_CHOICES and isinstance(value, (str, dict)):
                 setattr(det, name, value)
         det.n_channels_ = int(state["n_channels"])
         det.dims_ = _saved_dims(state, path)

@@ -139,13 +139,32 @@ def test_share_rule_is_the_old_rule_exactly():
 def test_detector_no_op_values_reproduce_the_default_fit():
     X = np.random.default_rng(4).normal(size=(10, 2, 32)).astype(np.float32)
     default = RobustDiffusion(**TINY_1D).fit(X)
-    explicit = RobustDiffusion(**TINY_1D, clean_rule="share", clean_fdr=0.01, clean_samples=False).fit(X)
+    # on 1D signals "auto" is the "test" rule, 10 rounds, dilation 16 and the discord prior of length L // 4
+    waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 16, "clean_prior": "discord"}
+    explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=8, clean_fdr=0.01, clean_samples=False).fit(X)
+    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 8}
     assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
-    test = RobustDiffusion(**TINY_1D, clean_rule="test", clean_samples=True).fit(X)
-    assert test.clean_mask_.mean() < default.clean_mask_.mean()
-    two_sided = RobustDiffusion(**TINY_1D, clean_rule="test", clean_samples="two_sided").fit(X)
-    assert two_sided.clean_mask_.mean() < default.clean_mask_.mean()
+    grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
+    share = RobustDiffusion(**TINY_1D, **grid).fit(X)
+    assert share.clean_settings_ == {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None}
+    test = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples=True).fit(X)
+    assert test.clean_mask_.mean() < share.clean_mask_.mean()
+    two_sided = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples="two_sided").fit(X)
+    assert two_sided.clean_mask_.mean() < share.clean_mask_.mean()
+
+
+def test_auto_cleaning_keeps_the_share_rule_on_images_and_the_prior_off_where_it_cannot_run():
+    images = np.random.default_rng(5).normal(size=(6, 1, 8, 8)).astype(np.float32)
+    tiny_2d = {**TINY_1D, "dims": 2}
+    auto = RobustDiffusion(**tiny_2d).fit(images)
+    assert auto.clean_settings_ == {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None}
+    grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
+    explicit = RobustDiffusion(**tiny_2d, **grid).fit(images)
+    assert np.array_equal(auto.clean_mask_, explicit.clean_mask_)
+    one = np.random.default_rng(5).normal(size=(1, 1, 32)).astype(np.float32)
+    assert RobustDiffusion(**TINY_1D).fit(one).clean_settings_["prior"] == "none"  # the prior needs two halves
+    assert not hasattr(RobustDiffusion(**TINY_1D, self_clean=False).fit(one), "clean_settings_")
 
 
 def test_bad_clean_options_are_rejected():
@@ -168,7 +187,7 @@ def test_detector_records_every_cleaning_round(tmp_path):
     X = np.random.default_rng(6).normal(size=(10, 1, 32)).astype(np.float32)
     X[2, 0, 8:14] += 6.0
     params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "share"}
-    det = RobustDiffusion(**params, clean_samples=True, clean_refits=1).fit(X)
+    det = RobustDiffusion(**params, clean_prior="none", clean_samples=True, clean_refits=1).fit(X)
     history = det.clean_history_
     # stage 0: rounds at steps 2 and 6; stage 1 (the refit): the prior at step 0, then the same two rounds
     np.testing.assert_array_equal(history[:, :2], [[0, 2], [0, 6], [1, 0], [1, 2], [1, 6]])
@@ -176,7 +195,9 @@ def test_detector_records_every_cleaning_round(tmp_path):
     assert history[2, 3] == 0  # the prior round scores nothing and drops nothing
     np.testing.assert_array_equal(history[:, 3], np.round(history[:, 3]))
     det.save(tmp_path / "d.pt")
-    np.testing.assert_array_equal(RobustDiffusion.load(tmp_path / "d.pt").clean_history_, history)
+    loaded = RobustDiffusion.load(tmp_path / "d.pt")
+    np.testing.assert_array_equal(loaded.clean_history_, history)
+    assert loaded.clean_settings_ == det.clean_settings_
     plain = RobustDiffusion(**{**params, "self_clean": False}).fit(X)
     assert not hasattr(plain, "clean_history_")
 
@@ -253,19 +274,22 @@ def test_detector_holds_the_discord_prior_out_from_the_first_step():
     X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
     X[2, 0, 20:30] = 1.5
     params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "test"}
-    det = RobustDiffusion(**params, clean_prior="discord").fit(X)
-    prior = flag_discords(det._normalise(X).numpy(), 0.01, det.clean_dilate, det.map_smoothing, 20000)
+    det = RobustDiffusion(**params, clean_dilate=2, clean_prior="discord", clean_prior_m=None).fit(X)
+    assert det.clean_settings_["prior_m"] is None  # None: the matrix-profile default, default_m(64) = 4
+    prior = flag_discords(det._normalise(X).numpy(), 0.01, 2, det.map_smoothing, 20000)
     assert prior[2, 20:30].all() and prior.sum() < 40
     # the prior's round at step 0, then the two cleaning rounds; every later mask keeps the prior
     np.testing.assert_array_equal(det.clean_history_[:, :2], [[0, 0], [0, 2], [0, 6]])
     assert det.clean_history_[0, 2] == prior.mean()
     assert det.clean_mask_[prior].all()
-    without = RobustDiffusion(**params).fit(X)
+    without = RobustDiffusion(**params, clean_dilate=2, clean_prior="none").fit(X)
     assert not without.clean_mask_[2, 20:30].all()
-    longer = RobustDiffusion(**params, clean_prior="discord", clean_prior_m=16).fit(X)
-    held = flag_discords(det._normalise(X).numpy(), 0.01, det.clean_dilate, det.map_smoothing, 20000, m=16)
+    longer = RobustDiffusion(**params, clean_dilate=2, clean_prior="discord", clean_prior_m=16).fit(X)
+    held = flag_discords(det._normalise(X).numpy(), 0.01, 2, det.map_smoothing, 20000, m=16)
     assert longer.clean_history_[0, 2] == held.mean() and longer.clean_mask_[held].all()
     assert not np.array_equal(held, prior)
+    auto = RobustDiffusion(**params, clean_dilate=2).fit(X)  # "auto": the discord prior of length 64 // 4 = 16
+    assert auto.clean_settings_["prior_m"] == 16 and np.array_equal(auto.clean_mask_, longer.clean_mask_)
 
 
 def test_bad_clean_prior_is_rejected():
@@ -279,7 +303,10 @@ def test_bad_clean_prior_is_rejected():
     with pytest.raises(ValueError, match="at least 2 training samples"):
         flag_discords(X1[:1], 0.01, 0, 2.0, 20000)
     with pytest.raises(ValueError, match="clean_prior_m is the length of clean_prior='discord'"):
-        RobustDiffusion(**TINY_1D, clean_prior_m=8).fit(X1)
+        RobustDiffusion(**TINY_1D, clean_prior="none", clean_prior_m=8).fit(X1)
+    for bad in (-1, 2.5, "wide"):
+        with pytest.raises(ValueError, match="clean_dilate must be an integer >= 0"):
+            RobustDiffusion(**TINY_1D, clean_dilate=bad).fit(X1)
     for bad in (1, 8.5, "8"):
         with pytest.raises(ValueError, match="clean_prior_m must be an integer >= 2"):
             RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=bad).fit(X1)
