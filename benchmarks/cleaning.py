@@ -5,9 +5,11 @@ ways of choosing the excluded points would score.
         --rules default,random:0.9,after_dilation:0.1,after_dilation:0.3,after_dilation:0.5
 
 Fits the harness cell (same preset sizes and method spelling as ``benchmarks/run.py``) once per rule and seed.
-Rules choose the points each cleaning round excludes:
+Rules replace the ``"share"`` rule's choice of the points each cleaning round excludes, so the method must use that
+rule (the default ``--method`` spells out the images' ``"auto"`` cleaning, which 1D signals no longer get by
+default: docs/RESULTS.md §27d):
 
-- ``default``: the library's rule (per-position robust z above ``clean_threshold``, at most ``clean_max_share``
+- ``default``: the library's share rule (per-position robust z above ``clean_threshold``, at most ``clean_max_share``
   of the points, then dilated by ``clean_dilate`` — the cap counts the points before the dilation);
 - ``after_dilation:S``: the same flags, capped at a share ``S`` of the points *after* the dilation;
 - ``random:S``: a random share ``S`` of the points (a control: excluding as much, but blindly).
@@ -37,6 +39,8 @@ from rddpm_signals.metrics import pixel_auprc, pixel_auroc  # noqa: E402
 from rddpm_signals.scoring import PositionNormalizer  # noqa: E402
 
 _LIBRARY_RULE = cleaning.flag_points
+# the share rule with the settings images get by default ("auto"), spelt out so 1D sets get them too
+SHARE_RECIPE = "rddpm:clean_rule=share,clean_rounds=5,clean_dilate=2,clean_prior=none"
 HEADER = (
     "rule",
     "seed",
@@ -79,6 +83,13 @@ def run_one(dataset: str, method: str, contamination: float, seed: int, preset: 
     if resolved["detector"] != "RobustDiffusion" or not resolved["params"].get("self_clean"):
         raise ValueError(f"method {method!r} does not self-clean: use 'rddpm' or a spelling of it")
     data = load_cell_data(resolved)
+    detector = build_detector(resolved, data.dims)
+    rule_in_use = cleaning.resolve_auto({"rule": detector.clean_rule}, data.dims)["rule"]
+    if rule_in_use != "share":
+        raise ValueError(
+            f"method {method!r} flags by clean_rule={rule_in_use!r}: these rules replace the share rule, "
+            "so add clean_rule=share to it"
+        )
     flag = make_rule(rule, seed)
     shares: list[float] = []
 
@@ -90,7 +101,6 @@ def run_one(dataset: str, method: str, contamination: float, seed: int, preset: 
     # SelfCleaning looks flag_points up in its module at every round, so swapping it there changes the rule.
     cleaning.flag_points = recording
     try:
-        detector = build_detector(resolved, data.dims)
         start = time.perf_counter()
         detector.fit(data.train_x)
         fit_s = time.perf_counter() - start
@@ -115,7 +125,7 @@ def run_one(dataset: str, method: str, contamination: float, seed: int, preset: 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True)
-    p.add_argument("--method", default="rddpm", help="a self-cleaning harness method spelling")
+    p.add_argument("--method", default=SHARE_RECIPE, help="a self-cleaning harness method spelling (share rule)")
     p.add_argument("--contamination", type=float, default=0.3)
     p.add_argument("--seeds", default="0")
     p.add_argument("--rules", default="default,random:0.9,after_dilation:0.1")

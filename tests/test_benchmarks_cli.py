@@ -565,8 +565,10 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     assert text in capsys.readouterr().out and "| forging | 0.3 | 0 |" in text
     data = load_cell_data(Cell("forging", "rddpm", 0.3, 0, "smoke").resolved())
     X = np.asarray(data.train_x, dtype=np.float32)
-    det = RobustDiffusion(clean_prior="discord")
+    # the benchmark's own defaults: dilation 2 (§25's) and the library's subsequence length
+    det = RobustDiffusion(clean_prior="discord", clean_dilate=2, clean_prior_m=None)
     det.center_, det.scale_ = channel_center_scale(X)
+    det.clean_settings_ = det._chosen_cleaning(X, dims=1)
     prior = det._model_free_prior(det._normalise(X))
     truth = np.asarray(data.train_mask).reshape(prior.shape).astype(bool)
     row, undilated, wide = discord_prior.prior_rows("forging", "smoke", 0.3, 0, None, [None, "0", "m"])

@@ -213,6 +213,8 @@ def test_cleaning_benchmark_reports_each_rule_and_restores_the_library_rule(tmp_
         module.main([*args, "--rules", "random"])
     with pytest.raises(ValueError, match="self-clean"):
         module.main([*args, "--method", "ddpm"])
+    with pytest.raises(ValueError, match="clean_rule='test'"):  # 1D signals flag by the test rule by default
+        module.main([*args, "--method", "rddpm"])
 
 
 def test_plots_give_every_method_its_own_style_and_its_map_its_own_scale(tmp_path, monkeypatch):

@@ -127,6 +127,8 @@ def build_detector(resolved: dict, dims: int):
     cls = _detector_class(resolved["detector"])
     known = cls(dims=dims).get_params()
     dropped = {k: v for k, v in _ADDED_PARAMS.items() if k in known and k not in resolved["params"]}
+    if resolved["params"].get("self_clean") is False:  # its clean_* settings were left out as unused, not as original
+        dropped = {k: v for k, v in dropped.items() if not k.startswith("clean_")}
     return cls(dims=dims, **{**dropped, **resolved["params"]})
 
 
