@@ -460,8 +460,9 @@ class RobustDiffusion(BaseDetector):
             settings["prior"] = "none"
         m = self.clean_prior_m
         discord = settings["prior"] == "discord"
-        settings["prior_m"] = None if not discord else auto_prior_m(X.shape[-1]) if _is_auto(m) else m
-        return settings
+        settings["prior_m"] = None if not discord or m is None else auto_prior_m(X.shape[-1]) if _is_auto(m) else int(m)
+        # plain ints: the choice is saved with the model and read back with weights_only=True (no numpy scalars)
+        return {**settings, "rounds": int(settings["rounds"]), "dilate": int(settings["dilate"])}
 
     def _check_structure_fits(self, X: np.ndarray, dims: int) -> None:
         """``map_structure="discord"`` needs 1D signals and enough samples for its reference and its scales."""
@@ -916,7 +917,9 @@ class RobustDiffusion(BaseDetector):
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters, EMA weights, normalisations, ``dims_`` and fitted arrays to ``path`` (atomically)."""
         check_fitted(self, "dims_")
+        # plain Python values: load reads them back with weights_only=True, which refuses numpy scalars
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.get_params().items()}
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
         arrays = {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in self._FITTED_ARRAYS if hasattr(self, k)}
         atomic_torch_save(
             {

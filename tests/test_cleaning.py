@@ -312,3 +312,13 @@ def test_bad_clean_prior_is_rejected():
             RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=bad).fit(X1)
     with pytest.raises(ValueError, match="exceeds the samples' length 16"):
         RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=17).fit(X1)
+
+
+def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
+    """Settings given as numpy integers are recorded as ints, so the saved choice loads with weights_only=True."""
+    X = np.random.default_rng(11).normal(size=(8, 1, 32)).astype(np.float32)
+    det = RobustDiffusion(**TINY_1D, clean_rounds=np.int64(2), clean_dilate=np.int64(3), clean_prior_m=np.int64(8))
+    det.fit(X).save(tmp_path / "d.pt")
+    assert det.clean_settings_ == {"rule": "test", "rounds": 2, "dilate": 3, "prior": "discord", "prior_m": 8}
+    assert all(type(v) in (str, int) for v in det.clean_settings_.values())
+    assert RobustDiffusion.load(tmp_path / "d.pt").clean_settings_ == det.clean_settings_
