@@ -3,7 +3,7 @@ clean-trained configuration of its dataset, and its gap to it.
 
     python benchmarks/generalise_table.py --fits-dir results/generalise/fits [--variant base] \\
         [--variant-of 'rddpm@map_structure=auto'] [--datasets 'dev_signals;long_record'] \\
-        [--methods 'ddpm;rddpm;discord;rpca'] [--out results/generalise/table.md]
+        [--methods 'ddpm;rddpm;discord;rpca'] [--seeds 19,20] [--out results/generalise/table.md]
 
 The reference of a dataset ("best clean") is, among the fits shown at contamination 0 (``--variant``'s rows) that
 were run on the most seeds, the one with the highest mean pixel AUROC. The ``gap`` columns are paired by seed: the
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--datasets", help="names separated by ';' (default: every dataset found)")
     parser.add_argument("--methods", help="harness spellings separated by ';', in the order shown (default: all)")
+    parser.add_argument("--seeds", help="only these data seeds, separated by ',' (default: every seed found)")
     parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     fits_dir = Path(args.fits_dir)
@@ -195,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows = {k: v for k, v in rows.items() if k[2] != method}
         rows.update({k: v for k, v in read_fits(fits_dir, variant).items() if k[2] == method})
+    if args.seeds:
+        try:
+            wanted = {int(s) for s in args.seeds.split(",") if s.strip()}
+        except ValueError:
+            print(f"error: --seeds {args.seeds!r}: write integers separated by ','", file=sys.stderr)
+            return 2
+        rows = {k: {s: m for s, m in v.items() if s in wanted} for k, v in rows.items()}
+        rows = {k: v for k, v in rows.items() if v}
     table = build_table(rows, _split(args.datasets), _split(args.methods))
     print(table, end="")
     if args.out:

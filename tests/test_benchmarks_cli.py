@@ -208,6 +208,11 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     assert "| 0.930 | +0.030 | 0.400 | -0.100 |" in rows[("0.2", "rddpm")] and ("0", "rddpm") not in rows
     assert "0.920 ± 0.020" in rows[("0", "ddpm")]
     assert generalise_table.main(["--fits-dir", str(tmp_path), "--variant-of", "rddpm"]) == 2
+    # --seeds: only those seeds' fits; with seed 1 alone "lucky" ties ddpm on seeds and wins the reference
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--seeds", "1"]) == 0
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == {("0", "ddpm"), ("0", "lucky")} and "| 0.940 | -0.050 |" in rows[("0", "ddpm")]
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--seeds", "one"]) == 2
 
 
 def test_a_variant_is_found_by_the_scoring_it_means_not_only_by_its_name():
