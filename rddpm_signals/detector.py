@@ -224,7 +224,8 @@ class RobustDiffusion(BaseDetector):
         [4, 64], the prior's length before ``"auto"``). A longer one compares longer shapes, so fewer short normal
         stretches look unique; it must not exceed the samples' length. With ``clean_rule="test", clean_rounds=10,
         clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points (16: up to 0.20) (docs/RESULTS.md
-        §27c). Only ``L`` = 256 was measured; ``L // 4`` elsewhere is a guess that keeps the same proportion.
+        §27c). Only ``L`` = 256 was measured; ``L // 4`` elsewhere is a guess that keeps the same proportion (on
+        short samples of a repetitive signal it may hold out clean points: check ``clean_mask_.mean()``).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
