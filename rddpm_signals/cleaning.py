@@ -58,6 +58,7 @@ __all__ = [
     "AUTO",
     "AUTO_CLEANING",
     "resolve_auto",
+    "is_auto",
     "auto_prior_m",
 ]
 
@@ -73,11 +74,16 @@ AUTO_CLEANING: dict[int, dict[str, object]] = {
 }
 
 
+def is_auto(value: object) -> bool:
+    """``value`` is the ``"auto"`` setting (a string test: settings may be numbers, bools or arrays)."""
+    return isinstance(value, str) and value == AUTO
+
+
 def resolve_auto(settings: dict[str, object], dims: int) -> dict[str, object]:
     """``settings`` (keys among ``rule``, ``rounds``, ``dilate``, ``prior``) with every ``"auto"`` value replaced by
     :data:`AUTO_CLEANING`'s for ``dims`` (1 → 1D signals, anything else → grids)."""
     table = AUTO_CLEANING[1 if dims == 1 else 2]
-    return {k: table[k] if isinstance(v, str) and v == AUTO else v for k, v in settings.items()}
+    return {k: table[k] if is_auto(v) else v for k, v in settings.items()}
 
 
 def auto_prior_m(length: int) -> int:

@@ -32,6 +32,7 @@ from .cleaning import (
     auto_prior_m,
     check_cleaning_settings,
     flag_discords,
+    is_auto,
     resolve_auto,
 )
 from .diffusion.noise import make_noise_fn
@@ -81,10 +82,6 @@ def scale_channels(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.n
     (:func:`channel_center_scale`), same shape; the dtype follows numpy's promotion of the three."""
     shape = (1, -1) + (1,) * (X.ndim - 2)
     return (X - center.reshape(shape)) / scale.reshape(shape)
-
-
-def _is_auto(value: object) -> bool:
-    return isinstance(value, str) and value == AUTO
 
 
 def _is_count(value: object, least: int) -> bool:
@@ -419,10 +416,10 @@ class RobustDiffusion(BaseDetector):
         if self.clean_prior == "discord" and not self.self_clean:
             raise ValueError("clean_prior='discord' is part of self-cleaning: set self_clean=True")
         dilate = self.clean_dilate
-        if not (_is_auto(dilate) or _is_count(dilate, 0)):
+        if not (is_auto(dilate) or _is_count(dilate, 0)):
             raise ValueError(f"clean_dilate must be an integer >= 0 (points) or 'auto', got {dilate!r}")
         m = self.clean_prior_m
-        if m is not None and not _is_auto(m):
+        if m is not None and not is_auto(m):
             if self.clean_prior == "none":
                 raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or 'auto'")
             if not _is_count(m, 2):
@@ -457,11 +454,11 @@ class RobustDiffusion(BaseDetector):
         ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2 points), and ``prior_m``: the
         discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`; unused without it)."""
         settings = self._auto_settings(dims)
-        if _is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
+        if is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
             settings["prior"] = "none"
         m = self.clean_prior_m
         discord = settings["prior"] == "discord"
-        settings["prior_m"] = None if not discord or m is None else auto_prior_m(X.shape[-1]) if _is_auto(m) else int(m)
+        settings["prior_m"] = None if not discord or m is None else auto_prior_m(X.shape[-1]) if is_auto(m) else int(m)
         # plain ints: the choice is saved with the model and read back with weights_only=True (no numpy scalars)
         return {**settings, "rounds": int(settings["rounds"]), "dilate": int(settings["dilate"])}
 
