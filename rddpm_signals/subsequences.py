@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 _STD_FLOOR = 1e-7  # STUMPY's threshold below which a subsequence counts as constant
-_CHUNK = 1 << 22  # distance-matrix entries per block
+_CHUNK = 1 << 20  # distance-matrix entries per block (8 MB: faster than 32 MB, measured; the results do not change)
 
 
 def default_m(length: int) -> int:
@@ -37,38 +37,49 @@ def _subsequences(t: np.ndarray, m: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(t, m)
 
 
+class _Subsequences:
+    """The length-``m`` subsequences of a series ``(T,)`` as rows ``(T - m + 1, m)`` float64 (those holding a NaN
+    dropped when ``drop_nan``), with what a distance needs of them — computed once, however many queries use them."""
+
+    def __init__(self, series: np.ndarray, m: int, normalize: bool, drop_nan: bool):
+        rows = _subsequences(np.asarray(series, dtype=np.float64), m)
+        self.rows = rows[np.isfinite(rows).all(axis=1)] if drop_nan else rows
+        if normalize:
+            self.mean, self.sd = self.rows.mean(axis=1), self.rows.std(axis=1)
+            self.flat = self.sd < _STD_FLOOR
+        else:
+            self.sq = (self.rows**2).sum(axis=1)
+
+
 def nearest_distances(query: np.ndarray, reference: np.ndarray | None, m: int, normalize: bool) -> np.ndarray:
     """For each length-``m`` subsequence of ``query`` ``(L,)``, the distance to its nearest neighbour among the
     subsequences of ``reference`` ``(R,)`` (those holding a NaN are skipped) → ``(L - m + 1,)``. ``reference=None``
     is the self-join: neighbours within ``m / 4`` of the subsequence itself (trivial matches) are excluded."""
-    q = _subsequences(np.asarray(query, dtype=np.float64), m)
-    self_join = reference is None
-    r = q if self_join else _subsequences(np.asarray(reference, dtype=np.float64), m)
-    if not self_join:
-        r = r[np.isfinite(r).all(axis=1)]
-    if normalize:
-        q_mu, q_sd = q.mean(axis=1), q.std(axis=1)
-        r_mu, r_sd = r.mean(axis=1), r.std(axis=1)
-        q_flat, r_flat = q_sd < _STD_FLOOR, r_sd < _STD_FLOOR
-    else:
-        q_sq, r_sq = (q**2).sum(axis=1), (r**2).sum(axis=1)
-    best = np.full(len(q), np.inf)
-    step = max(1, _CHUNK // max(len(r), 1))
+    q = _Subsequences(query, m, normalize, drop_nan=False)
+    r = q if reference is None else _Subsequences(reference, m, normalize, drop_nan=True)
+    return _nearest(q, r, m, normalize, self_join=reference is None)
+
+
+def _nearest(q: _Subsequences, r: _Subsequences, m: int, normalize: bool, self_join: bool) -> np.ndarray:
+    best = np.full(len(q.rows), np.inf)
+    step = max(1, _CHUNK // max(len(r.rows), 1))
     zone = int(np.ceil(m / 4))
-    for lo in range(0, len(q), step):
-        hi = min(len(q), lo + step)
-        dot = q[lo:hi] @ r.T
+    for lo in range(0, len(q.rows), step):
+        hi = min(len(q.rows), lo + step)
+        dot = q.rows[lo:hi] @ r.rows.T
         if normalize:
             with np.errstate(divide="ignore", invalid="ignore"):
-                rho = (dot - m * np.outer(q_mu[lo:hi], r_mu)) / (m * np.outer(q_sd[lo:hi], r_sd))
+                rho = (dot - m * np.outer(q.mean[lo:hi], r.mean)) / (m * np.outer(q.sd[lo:hi], r.sd))
             d2 = 2.0 * m * (1.0 - np.clip(rho, -1.0, 1.0))
-            flat_q, flat_r = q_flat[lo:hi, None], r_flat[None, :]
+            flat_q, flat_r = q.flat[lo:hi, None], r.flat[None, :]
             d2 = np.where(flat_q & flat_r, 0.0, np.where(flat_q | flat_r, float(m), d2))
-        else:
-            d2 = q_sq[lo:hi, None] + r_sq[None, :] - 2.0 * dot
+        else:  # |q|² + |r|² − 2 q·r, in place (the same operations in the same order: the same bits)
+            d2 = np.add.outer(q.sq[lo:hi], r.sq)
+            dot *= 2.0
+            d2 -= dot
         if self_join:
             rows = np.arange(lo, hi)[:, None]
-            d2[np.abs(rows - np.arange(len(r))[None, :]) <= zone] = np.inf
+            d2[np.abs(rows - np.arange(len(r.rows))[None, :]) <= zone] = np.inf
         best[lo:hi] = d2.min(axis=1)
     return np.sqrt(np.maximum(best, 0.0))
 
@@ -117,9 +128,11 @@ def channel_profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize
     if Z.shape[2] < m:
         raise ValueError(f"samples of {Z.shape[2]} points are too short for subsequences of m={m}: pass longer samples")
     maps = np.zeros(Z.shape)
-    for i in range(Z.shape[0]):
-        for c in range(Z.shape[1]):
-            maps[i, c] = points_of(nearest_distances(Z[i, c], reference[c], m, normalize), m, spread)
+    for c in range(Z.shape[1]):
+        ref = _Subsequences(reference[c], m, normalize, drop_nan=True)  # once per channel, not per sample
+        for i in range(Z.shape[0]):
+            query = _Subsequences(Z[i, c], m, normalize, drop_nan=False)
+            maps[i, c] = points_of(_nearest(query, ref, m, normalize, self_join=False), m, spread)
     return maps
 
 
