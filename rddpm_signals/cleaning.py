@@ -50,6 +50,8 @@ __all__ = [
     "flag_samples",
     "dilate_flags",
     "flag_discords",
+    "discord_maps",
+    "flag_discord_maps",
     "benjamini_hochberg",
     "CLEAN_RULES",
     "CLEAN_PRIORS",
@@ -87,9 +89,12 @@ def resolve_auto(settings: dict[str, object], dims: int) -> dict[str, object]:
 
 
 def auto_prior_m(length: int) -> int:
-    """``clean_prior_m="auto"``: a quarter of the samples' ``length``, within [2, 64] points (64 at ``length``
-    256, the only length measured: docs/RESULTS.md §27a). Callers keep the prior off below 2 points."""
-    return int(np.clip(length // 4, 2, 64))
+    """``clean_prior_m="auto"``: 64 points, or half the samples' ``length`` when that is shorter (at least 2).
+
+    64 is what the confirmation measured at both lengths it ran (docs/RESULTS.md §27d: samples of 256 points and
+    the long records' windows of 128); half of a shorter sample keeps every point covered by subsequences that
+    still overlap. Callers keep the prior off below 2 points."""
+    return int(np.clip(length // 2, 2, 64))
 
 
 def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:
@@ -156,36 +161,48 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.stack([mean, tail], axis=1)
 
 
-def flag_discords(
-    Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_reference: int, m: int | None = None
-) -> np.ndarray:
-    """Bool ``(N, L)``: the points of the training samples ``Z`` ``(N, C, L)`` that are discords against the rest.
-
-    Each half of the samples (the first ``N // 2`` and the others, in their order) is profiled against the other
-    half: per channel and point the smallest raw distance of the length-``m`` subsequences covering it (default
-    :func:`~rddpm_signals.subsequences.default_m`) to their nearest neighbour there (at most
-    ``max_reference`` reference points per channel, a seeded subset beyond). Splitting by order, not alternately,
-    keeps overlapping windows cut from one record out of each other's reference, where a defect would find itself
-    as a neighbour. Each channel's maps are smoothed by ``sigma``, log-transformed and z-scored per position like
-    :func:`flag_points_test`'s; a point's p-value is its largest z-score's, Bonferroni-corrected over the channels
-    (a defect on one channel of four is not diluted fourfold); Benjamini–Hochberg at ``fdr`` runs over all points
-    and the discoveries are dilated by ``dilate``.
-    """
+def discord_maps(Z: np.ndarray, max_reference: int, m: int | None = None, rows: slice | None = None) -> np.ndarray:
+    """The discord prior's raw maps ``(n, C, L)`` float64 of the training samples ``Z`` ``(N, C, L)`` (``rows`` of
+    them only, when given: ``n`` of ``N``): each sample of the first half (``N // 2``, in order) profiled against
+    the second half and the other way round — per channel and point the smallest raw distance of the length-``m``
+    subsequences covering it (default :func:`~rddpm_signals.subsequences.default_m`) to their nearest neighbour
+    there (at most ``max_reference`` reference points per channel, a seeded subset beyond). A sample's map does not
+    depend on the other rows asked for, so processes can share the samples and gather the maps."""
     Z = np.asarray(Z, dtype=np.float64)
-    n, channels = len(Z), Z.shape[1]
+    n = len(Z)
     if n < 2:
         raise ValueError(f"clean_prior='discord' needs at least 2 training samples, got {n}: pass more samples")
     m = default_m(Z.shape[-1]) if m is None else int(m)
-    first, second = Z[: n // 2], Z[n // 2 :]
-    maps = np.concatenate(
-        [
-            channel_profile_maps(first, reference_of(second, max_reference, 0), m, False, "min"),
-            channel_profile_maps(second, reference_of(first, max_reference, 0), m, False, "min"),
-        ]
-    )
+    half = n // 2
+    wanted = np.arange(n)[slice(None) if rows is None else rows]
+    parts = [
+        channel_profile_maps(Z[idx], reference_of(other, max_reference, 0), m, False, "min")
+        for idx, other in ((wanted[wanted < half], Z[half:]), (wanted[wanted >= half], Z[:half]))
+        if len(idx)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, *Z.shape[1:]))
+
+
+def flag_discord_maps(maps: np.ndarray, fdr: float, dilate: int, sigma: float) -> np.ndarray:
+    """Bool ``(N, L)``: the discords among :func:`discord_maps`' ``maps`` ``(N, C, L)`` of the whole training set.
+    Each channel's maps are smoothed by ``sigma``, log-transformed and z-scored per position like
+    :func:`flag_points_test`'s; a point's p-value is its largest z-score's, Bonferroni-corrected over the channels
+    (a defect on one channel of four is not diluted fourfold); Benjamini–Hochberg at ``fdr`` runs over all points
+    and the discoveries are dilated by ``dilate``."""
+    channels = maps.shape[1]
     z = np.stack([_log_z(maps[:, c], sigma) for c in range(channels)], axis=1).max(axis=1)
     p = np.minimum(1.0, channels * stats.norm.sf(z))
     return dilate_flags(benjamini_hochberg(p, fdr), dilate)
+
+
+def flag_discords(
+    Z: np.ndarray, fdr: float, dilate: int, sigma: float, max_reference: int, m: int | None = None
+) -> np.ndarray:
+    """Bool ``(N, L)``: the points of the training samples ``Z`` ``(N, C, L)`` that are discords against the rest —
+    :func:`flag_discord_maps` of :func:`discord_maps`. Splitting the halves by order, not alternately, keeps
+    overlapping windows cut from one record out of each other's reference, where a defect would find itself as a
+    neighbour."""
+    return flag_discord_maps(discord_maps(Z, max_reference, m), fdr, dilate, sigma)
 
 
 SAMPLE_RULES = (False, True, "two_sided")

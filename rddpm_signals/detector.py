@@ -31,14 +31,15 @@ from .cleaning import (
     SelfCleaning,
     auto_prior_m,
     check_cleaning_settings,
-    flag_discords,
+    discord_maps,
+    flag_discord_maps,
     is_auto,
     resolve_auto,
 )
 from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
-from .distributed import prepare, resolve_device
+from .distributed import Shard, prepare, resolve_device
 from .losses import make_loss
 from .maps import (
     MAP_STRUCTURES,
@@ -165,7 +166,7 @@ class RobustDiffusion(BaseDetector):
         (docs/RESULTS.md §2). The settings that default to ``"auto"`` (``clean_rule``, ``clean_rounds``,
         ``clean_dilate``, ``clean_prior``, ``clean_prior_m``) follow the kind of sample
         (:data:`rddpm_signals.cleaning.AUTO_CLEANING`; a fit records its choice in ``clean_settings_``): for 1D
-        signals the ``"test"`` rule, 10 rounds, dilation 16 and the discord prior of ``L // 4`` points (at most 64);
+        signals the ``"test"`` rule, 10 rounds, dilation 16 and the discord prior of 64 points (``L // 2`` if shorter);
         for images and spectrograms the ``"share"`` rule, 5 rounds, dilation 2 and no prior (§27d). The share rule
         drops the points whose per-position robust z-score exceeds ``clean_threshold`` (at most a
         ``clean_max_share`` of all points). It starts early (10 % of the steps, before the model has learnt the rare
@@ -216,13 +217,14 @@ class RobustDiffusion(BaseDetector):
         three other sets by < 0.001 (docs/RESULTS.md §25, a screen). On two fresh data seeds (§26) it gained +0.010
         to +0.052 AUROC on the two validation sets at 20–30 % and cost AUPRC 0.011–0.015 in three development groups
         (forging at 30 % on both seeds): so with the share rule it is not the default.
-    clean_prior_m: the subsequence length (points) of the discord prior: ``"auto"`` (the default: ``L // 4`` within
-        [2, 64]), an integer, or ``None`` = :func:`rddpm_signals.subsequences.default_m` (``L // 16`` clipped to
-        [4, 64], the prior's length before ``"auto"``). A longer one compares longer shapes, so fewer short normal
-        stretches look unique; it must not exceed the samples' length. With ``clean_rule="test", clean_rounds=10,
-        clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points (16: up to 0.20) (docs/RESULTS.md
-        §27c). Only ``L`` = 256 was measured; ``L // 4`` elsewhere is a guess that keeps the same proportion (on
-        short samples of a repetitive signal it may hold out clean points: check ``clean_mask_.mean()``).
+    clean_prior_m: the subsequence length (points) of the discord prior: ``"auto"`` (the default: 64, or
+        ``L // 2`` when shorter, at least 2), an integer, or ``None`` = :func:`rddpm_signals.subsequences.default_m`
+        (``L // 16`` clipped to [4, 64], the prior's length before ``"auto"``). A longer one compares longer shapes,
+        so fewer short normal stretches look unique; it must not exceed the samples' length. With
+        ``clean_rule="test", clean_rounds=10, clean_dilate=16``, 64 held out 0.00–0.01 of clean pulse-train points
+        (16: up to 0.20) (docs/RESULTS.md §27c) and was confirmed on samples of 256 points and on windows of 128
+        (§27d, §28). Samples shorter than 128 points were not measured (on short samples of a repetitive signal
+        the prior may hold out clean points: check ``clean_mask_.mean()``).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -608,14 +610,15 @@ class RobustDiffusion(BaseDetector):
         ``data`` ``(N, C, L)``; ``None`` without one (or without self-cleaning)."""
         if not self.self_clean or self.clean_settings_["prior"] == "none":
             return None
-        return flag_discords(
-            data.numpy(),
-            self.clean_fdr,
-            self.clean_settings_["dilate"],
-            self.map_smoothing,
-            max_reference=DISCORD_REFERENCE,
-            m=self.clean_settings_["prior_m"],
-        )
+        Z, m = data.numpy(), self.clean_settings_["prior_m"]
+        shard = Shard.current()
+        if shard is None:
+            maps = discord_maps(Z, DISCORD_REFERENCE, m)
+        else:  # under torchrun each process profiles its share of the samples (the same maps, bitwise)
+            shard = shard.of(len(Z))
+            part = torch.from_numpy(discord_maps(Z, DISCORD_REFERENCE, m, rows=shard.rows))
+            maps = shard.gather(part).numpy()
+        return flag_discord_maps(maps, self.clean_fdr, self.clean_settings_["dilate"], self.map_smoothing)
 
     def _fingerprint(self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str) -> dict:
         """What identifies one training run: data, refit stage, every parameter that changes training (as text, so

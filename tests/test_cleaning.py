@@ -9,7 +9,10 @@ from helpers import TINY_1D
 from rddpm_signals import RobustDiffusion
 from rddpm_signals.cleaning import (
     SelfCleaning,
+    auto_prior_m,
     benjamini_hochberg,
+    discord_maps,
+    flag_discord_maps,
     flag_discords,
     flag_points,
     flag_points_test,
@@ -139,10 +142,10 @@ def test_share_rule_is_the_old_rule_exactly():
 def test_detector_no_op_values_reproduce_the_default_fit():
     X = np.random.default_rng(4).normal(size=(10, 2, 32)).astype(np.float32)
     default = RobustDiffusion(**TINY_1D).fit(X)
-    # on 1D signals "auto" is the "test" rule, 10 rounds, dilation 16 and the discord prior of length L // 4
+    # on 1D signals "auto" is the "test" rule, 10 rounds, dilation 16 and the discord prior of 64 points or L // 2
     waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 16, "clean_prior": "discord"}
-    explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=8, clean_fdr=0.01, clean_samples=False).fit(X)
-    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 8}
+    explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=16, clean_fdr=0.01, clean_samples=False).fit(X)
+    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16}
     assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
@@ -284,12 +287,18 @@ def test_detector_holds_the_discord_prior_out_from_the_first_step():
     assert det.clean_mask_[prior].all()
     without = RobustDiffusion(**params, clean_dilate=2, clean_prior="none").fit(X)
     assert not without.clean_mask_[2, 20:30].all()
-    longer = RobustDiffusion(**params, clean_dilate=2, clean_prior="discord", clean_prior_m=16).fit(X)
-    held = flag_discords(det._normalise(X).numpy(), 0.01, 2, det.map_smoothing, 20000, m=16)
+    longer = RobustDiffusion(**params, clean_dilate=2, clean_prior="discord", clean_prior_m=32).fit(X)
+    held = flag_discords(det._normalise(X).numpy(), 0.01, 2, det.map_smoothing, 20000, m=32)
     assert longer.clean_history_[0, 2] == held.mean() and longer.clean_mask_[held].all()
     assert not np.array_equal(held, prior)
-    auto = RobustDiffusion(**params, clean_dilate=2).fit(X)  # "auto": the discord prior of length 64 // 4 = 16
-    assert auto.clean_settings_["prior_m"] == 16 and np.array_equal(auto.clean_mask_, longer.clean_mask_)
+    auto = RobustDiffusion(**params, clean_dilate=2).fit(X)  # "auto": the discord prior of length 64 // 2 = 32
+    assert auto.clean_settings_["prior_m"] == 32 and np.array_equal(auto.clean_mask_, longer.clean_mask_)
+
+
+def test_auto_prior_length_is_the_confirmed_64_points_or_half_a_shorter_sample():
+    # 64 at both lengths the confirmation ran (256-point samples, the long records' 128-point windows)
+    assert [auto_prior_m(n) for n in (128, 256, 512, 4096)] == [64, 64, 64, 64]
+    assert [auto_prior_m(n) for n in (2, 3, 4, 5, 64, 100, 127)] == [2, 2, 2, 2, 32, 50, 63]
 
 
 def test_bad_clean_prior_is_rejected():
@@ -322,3 +331,18 @@ def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
     assert det.clean_settings_ == {"rule": "test", "rounds": 2, "dilate": 3, "prior": "discord", "prior_m": 8}
     assert all(type(v) in (str, int) for v in det.clean_settings_.values())
     assert RobustDiffusion.load(tmp_path / "d.pt").clean_settings_ == det.clean_settings_
+
+
+def test_discord_maps_of_shares_put_together_are_the_whole_sets_maps():
+    """What lets processes share the prior: a sample's map does not depend on the other rows asked for, so the
+    shares' maps, concatenated, are bitwise the whole set's, and flagging them gives flag_discords' points."""
+    rng = np.random.default_rng(3)
+    X = np.stack([_pulse_record(64, rng) for _ in range(11)])[:, None, :]
+    X[7, 0, 30:40] = 1.5
+    whole = discord_maps(X, 20000, m=16)
+    for cuts in ([0, 4, 11], [0, 5, 6, 11], [0, 6, 11]):  # shares within, across and at the halves' border
+        shares = [discord_maps(X, 20000, m=16, rows=slice(a, b)) for a, b in zip(cuts, cuts[1:], strict=False)]
+        assert np.array_equal(np.concatenate(shares), whole)
+    assert discord_maps(X, 20000, m=16, rows=slice(3, 3)).shape == (0, 1, 64)
+    flags = flag_discord_maps(whole, 0.01, 2, 2.0)
+    assert np.array_equal(flags, flag_discords(X, 0.01, 2, 2.0, 20000, m=16)) and flags[7, 30:40].all()

@@ -1,7 +1,7 @@
 """Training under ``torchrun`` (2 gloo processes on the CPU) equals one process over the same global batch: the
 final weights, loss history, self-cleaning mask and anomaly maps agree to float rounding, and every rank ends with
 the same weights. Covers a plain robust loss (Huber), LTS trimming over the global batch (with unequal per-rank
-shares), and the default (LTS with self-cleaning)."""
+shares), and the default (LTS with self-cleaning, its discord prior profiled share by share)."""
 
 import json
 import os
@@ -45,12 +45,26 @@ def count_rows(module, args, output):
 
 
 torch.nn.modules.module.register_module_forward_hook(count_rows)
+import rddpm_signals.detector as detector
+prior_rows = []  # samples this process profiled for the discord prior
+profile = detector.discord_maps
+
+
+def counting_discord_maps(*args, **kwargs):
+    maps = profile(*args, **kwargs)
+    prior_rows.append(len(maps))
+    return maps
+
+
+detector.discord_maps = counting_discord_maps
 for name, params in cases.items():
     rows.clear()
+    prior_rows.clear()
     det = RobustDiffusion(**params).fit(X)  # the library initialises the process group
     state = {f"w.{k}": v for k, v in det.net_.state_dict().items()}
     state["rows"] = torch.tensor(sorted(set(rows)))
     state["world"] = torch.tensor(dist.get_world_size())
+    state["prior_rows"] = torch.tensor(prior_rows, dtype=torch.int64)
     state["history"] = torch.from_numpy(det.loss_history_)
     state["map"] = torch.from_numpy(det.anomaly_map(X))
     if hasattr(det, "clean_mask_"):
@@ -98,7 +112,7 @@ def test_two_processes_equal_one(distributed_runs, name):
     X = _data()
     single = RobustDiffusion(**_params(name)).fit(X)
     ranks = [torch.load(distributed_runs / f"{name}.rank{r}.pt", weights_only=True) for r in range(2)]
-    for key in set(ranks[0]) - {"rows"}:  # every rank ends with bitwise the same weights and maps
+    for key in set(ranks[0]) - {"rows", "prior_rows"}:  # every rank ends with bitwise the same weights and maps
         torch.testing.assert_close(ranks[1][key], ranks[0][key], rtol=0, atol=0, msg=f"rank 1 ≠ rank 0 on {key}")
     share = _params(name)["batch_size"] // 2
     assert [r["world"].item() for r in ranks] == [2, 2]
@@ -112,6 +126,10 @@ def test_two_processes_equal_one(distributed_runs, name):
         np.testing.assert_array_equal(got["mask"].numpy(), single.clean_mask_)
         np.testing.assert_array_equal(got["clean_history"].numpy(), single.clean_history_)
         assert 0 < single.clean_mask_.mean() < 1
+        # the 1D default's discord prior: each process profiled its half of the 12 samples, and the gathered
+        # prior is the one-process prior (the first row of the cleaning history)
+        assert single.clean_settings_["prior"] == "discord"
+        assert [r["prior_rows"].tolist() for r in ranks] == [[6], [6]]
 
 
 def test_shares_are_contiguous_and_cover_the_batch():
