@@ -36,6 +36,7 @@ per_fit_rule = _load("per_fit_rule")
 model_seed = _load("model_seed")
 oracle_cleaning = _load("oracle_cleaning")
 discord_prior = _load("discord_prior")
+prior_cost = _load("prior_cost")
 
 
 def test_interval_metrics_hand_made():
@@ -583,3 +584,25 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     assert undilated["defect_recall"] <= row["defect_recall"] <= wide["defect_recall"]
     assert undilated["normal_flagged"] < wide["normal_flagged"]
     assert discord_prior.prior_rows("forging", "smoke", 0.3, 0, 8, [None])[0]["m"] == 8
+
+
+def test_prior_cost_times_the_default_fits_own_prior_and_its_parts(tmp_path, capsys):
+    """Each size gets the default's own prior (the share it holds out is the detector's), positive times for it,
+    and the table is printed and written with its rows."""
+    from rddpm_signals import RobustDiffusion
+
+    argv = ["--dataset", "forging", "--preset", "smoke", "--sizes", "8,16", "--steps", "2", "--out", str(tmp_path)]
+    assert prior_cost.main(argv) == 0
+    rows = json.loads((tmp_path / "prior_cost.json").read_text())
+    assert [r["train_shape"] for r in rows] == [[8, 4, 64], [16, 4, 64]]
+    assert all(r["prior_s"] > 0 and r["points_per_channel"] == r["train_shape"][0] * 64 for r in rows)
+    assert (tmp_path / "prior_cost.md").read_text().strip() in capsys.readouterr().out
+    data = prior_cost.datasets.load("forging", contamination=0.2, seed=0, n_train=16, n_test=8, length=64)
+    params = {**prior_cost.model_params("smoke", "forging"), "random_state": 0, "verbose": False, "device": "cpu"}
+    det = RobustDiffusion(dims=1, **{**params, "train_steps": 1}).fit(data.train_x)
+    assert det.clean_history_[0, 0] == 0 and rows[1]["prior_share"] == det.clean_history_[0, 2]
+    alone = tmp_path / "alone"
+    assert prior_cost.main([*argv[:-1], str(alone), "--prior-only"]) == 0
+    rows_alone = json.loads((alone / "prior_cost.json").read_text())
+    assert [r["prior_share"] for r in rows_alone] == [r["prior_share"] for r in rows]
+    assert all(math.isnan(r["rounds_s"]) and math.isnan(r["step_s"]) for r in rows_alone)
