@@ -31,6 +31,8 @@ maps are bitwise the one-process maps). Without ``n_samples`` every process scor
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -62,6 +64,7 @@ __all__ = [
     "resolve_auto",
     "is_auto",
     "auto_prior_m",
+    "auto_signature",
 ]
 
 CLEAN_RULES = ("share", "test")
@@ -95,6 +98,14 @@ def auto_prior_m(length: int) -> int:
     the long records' windows of 128); half of a shorter sample keeps every point covered by subsequences that
     still overlap. Callers keep the prior off below 2 points."""
     return int(np.clip(length // 2, 2, 64))
+
+
+def auto_signature() -> str:
+    """A short digest of what the ``"auto"`` settings resolve to: :data:`AUTO_CLEANING` and
+    :func:`auto_prior_m` at every sample length up to 4096. Part of a benchmark cell's cache key (the parameters
+    themselves still read ``"auto"``), so a changed resolution refits the cells that use it."""
+    resolution = {"table": AUTO_CLEANING, "prior_m": [auto_prior_m(n) for n in range(2, 4097)]}
+    return hashlib.sha1(json.dumps(resolution, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:

@@ -5,6 +5,7 @@ import csv
 import numpy as np
 import pytest
 
+from rddpm_signals import cleaning
 from rddpm_signals.harness import Cell, parse_method, run_cell
 from rddpm_signals.harness import cells as cells_module
 from rddpm_signals.harness import main as benchmark_main
@@ -27,7 +28,7 @@ def test_delta_of_labels():
     assert delta_of("rddpm:loss=l1") is None
 
 
-def test_cell_key_changes_with_every_setting():
+def test_cell_key_changes_with_every_setting(monkeypatch):
     base = Cell("forging", "rddpm", 0.2, 0, "smoke")
     keys = {
         base.key(),
@@ -44,6 +45,14 @@ def test_cell_key_changes_with_every_setting():
     # a parameter added later counts only away from the value that reproduces the code before it
     assert Cell("forging", "rddpm:clean_refits=0", 0.2, 0, "smoke").key() == base.key()
     assert Cell("forging", "rddpm:clean_refits=1", 0.2, 0, "smoke").key() != base.key()
+    # "auto" cleaning settings are keyed by what they resolve to: a changed resolution is a new key
+    w3pdm = "rddpm:clean_rule=test,clean_rounds=10,clean_dilate=16,clean_prior=discord,clean_prior_m=64"
+    explicit = Cell("forging", w3pdm, 0.2, 0, "smoke")
+    before = {cell: cell.key() for cell in (base, explicit, off)}
+    with monkeypatch.context() as patched:
+        patched.setattr(cleaning, "auto_prior_m", lambda length: 2)
+        assert {cell: cell.key() == key for cell, key in before.items()} == {base: False, explicit: True, off: True}
+    assert base.key() == before[base] and "auto_cleaning" not in explicit.resolved()
     # "clean" trains at contamination 0 whatever the cell's level: one key (one fit) for every level
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "clean", 0.3, 0, "smoke").key()
     assert Cell("forging", "clean", 0.2, 0, "smoke").resolved()["train_contamination"] == 0.0

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
+from ..cleaning import auto_signature, is_auto
 from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
@@ -83,7 +84,7 @@ class Cell:
             params = {k: v for k, v in params.items() if not k.startswith("clean_")}
         params = {k: v for k, v in params.items() if k not in _ADDED_PARAMS or v != _ADDED_PARAMS[k]}
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-        return {
+        resolved = {
             "dataset": self.dataset,
             "data_options": dataset_options(self.preset, self.dataset),
             "train_contamination": train_contamination,
@@ -92,6 +93,10 @@ class Cell:
             "params": params,
             "version": __version__,
         }
+        if any(k.startswith("clean_") and is_auto(v) for k, v in params.items()):
+            # "auto" reads the same whatever it resolves to: key what it resolves to as well
+            resolved["auto_cleaning"] = auto_signature()
+        return resolved
 
     def key(self) -> str:
         return resolved_key(self.resolved())
