@@ -211,7 +211,8 @@ class RobustDiffusion(BaseDetector):
         (:func:`rddpm_signals.cleaning.flag_discords`); every cleaning round adds its flags to them. The map-based
         rules need a network that has learnt the normal mode first; by then it has learnt some defects too. Costs
         one matrix profile of the training set before training, shared across processes under ``torchrun``
-        (about 50 µs per training point on one thread, 10 s for forging's 192 × 4 × 256; docs/RESULTS.md §28b). Before training it finds 0.55–0.88 of the defect points of five waveform sets at 30 % and flags
+        (about 50 µs per training point on one thread, 10 s for forging's 192 × 4 × 256; docs/RESULTS.md §28b).
+        Before training it finds 0.55–0.88 of the defect points of five waveform sets at 30 % and flags
         ≤ 0.2 % of clean machine-cycle points, 2.6–3.1 % of clean pulse-train points; on three data seeds seen while
         choosing, added to the default it raised ``val_signals`` at 30 % by +0.027 AUROC / +0.081 AUPRC and moved
         three other sets by < 0.001 (docs/RESULTS.md §25, a screen). On two fresh data seeds (§26) it gained +0.010
