@@ -15,6 +15,7 @@ Usage::
     python benchmarks/discord_prior.py --datasets forging --preset robust --contamination 0.3,0 --seeds 14
     python benchmarks/discord_prior.py --datasets val_signals --preset validate --contamination 0.3 --m 16,32,64
     python benchmarks/discord_prior.py --datasets dev_signals --preset develop --m 16,32,64 --dilate 2,m
+    python benchmarks/discord_prior.py --datasets val_signals --preset validate --data length=64 --m 16,32
 
 Writes ``OUT/<sets>_<preset>.md`` (the table printed).
 """
@@ -59,12 +60,20 @@ def _ints(text: str) -> list[int]:
 
 
 def prior_rows(
-    dataset: str, preset: str, contamination: float, seed: int, m: int | None, dilations: list[str | None]
+    dataset: str,
+    preset: str,
+    contamination: float,
+    seed: int,
+    m: int | None,
+    dilations: list[str | None],
+    data_options: dict | None = None,
 ) -> list[dict]:
     """The prior's flags on one cell's training set, measured against its labels: one row of the table per entry
     of ``dilations`` (``None`` = :data:`_DEFAULT_DILATE`, ``"m"`` = the subsequence length, else points);
-    the matrix profile is computed once."""
-    data = load_cell_data(Cell(dataset, "rddpm", contamination, seed, preset).resolved())
+    the matrix profile is computed once. ``data_options`` override the preset's (e.g. ``{"length": 64}``)."""
+    resolved = Cell(dataset, "rddpm", contamination, seed, preset).resolved()
+    resolved["data_options"].update(data_options or {})
+    data = load_cell_data(resolved)
     X = np.asarray(data.train_x, dtype=np.float32)
     if X.ndim != 3:
         raise ValueError(f"{dataset} is not a 1D set (samples of shape {X.shape[1:]}): the prior is for 1D signals")
@@ -86,6 +95,7 @@ def prior_rows(
                 "set": dataset,
                 "contamination": contamination,
                 "seed": seed,
+                "length": int(X.shape[-1]),
                 "m": m,
                 "dilate": dilate,
                 "defect_recall": float(flagged[truth].mean()) if truth.any() else None,
@@ -98,7 +108,18 @@ def prior_rows(
 
 
 def _table(rows: list[dict]) -> str:
-    header = ["set", "contamination", "seed", "m", "dilate", "defect recall", "normal flagged", "per kind", "seconds"]
+    header = [
+        "set",
+        "contamination",
+        "seed",
+        "L",
+        "m",
+        "dilate",
+        "defect recall",
+        "normal flagged",
+        "per kind",
+        "seconds",
+    ]
 
     def share(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
@@ -108,6 +129,7 @@ def _table(rows: list[dict]) -> str:
             r["set"],
             f"{r['contamination']:g}",
             str(r["seed"]),
+            str(r["length"]),
             str(r["m"]),
             str(r["dilate"]),
             share(r["defect_recall"]),
@@ -128,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0")
     p.add_argument("--m", default="", help="subsequence lengths separated by ',' (default: the library's)")
     p.add_argument("--dilate", default="", help="dilations separated by ','; 'm' = the subsequence length (default: 2)")
+    p.add_argument(
+        "--data", default="", help="data options overriding the preset's, 'key=value' separated by ',' (length=64)"
+    )
     p.add_argument("--out", default="results/discord_prior")
     args = p.parse_args(argv)
+    options = {k.strip(): int(v) for k, _, v in (o.partition("=") for o in args.data.split(",") if o.strip())}
     datasets = [d for d in args.datasets.split(",") if d]
     lengths: list[int | None] = _ints(args.m) or [None]
     dilations: list[str | None] = [d.strip() for d in args.dilate.split(",") if d.strip()] or [None]
@@ -139,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in _floats(args.contamination)
         for seed in _ints(args.seeds)
         for m in lengths
-        for row in prior_rows(dataset, args.preset, c, seed, m, dilations)
+        for row in prior_rows(dataset, args.preset, c, seed, m, dilations, options)
     ]
     text = _table(rows)
     out = Path(args.out)

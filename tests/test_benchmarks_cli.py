@@ -584,6 +584,13 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     assert undilated["defect_recall"] <= row["defect_recall"] <= wide["defect_recall"]
     assert undilated["normal_flagged"] < wide["normal_flagged"]
     assert discord_prior.prior_rows("forging", "smoke", 0.3, 0, 8, [None])[0]["m"] == 8
+    # a data option overrides the preset's (longer samples here), and the table says their length
+    assert (
+        row["length"] == 64
+        and discord_prior.prior_rows("forging", "smoke", 0.3, 0, 8, [None], {"length": 128})[0]["length"] == 128
+    )
+    assert discord_prior.main([*argv, "--m", "8", "--data", "length=128", "--out", str(tmp_path / "longer")]) == 0
+    assert "| forging | 0.3 | 0 | 128 | 8 |" in (tmp_path / "longer" / "forging_smoke.md").read_text()
 
 
 def test_prior_cost_times_the_default_fits_own_prior_and_its_parts(tmp_path, capsys):
