@@ -28,6 +28,7 @@ from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import (
     AUTO,
     CLEAN_PRIORS,
+    CLEAN_RULES,
     SelfCleaning,
     auto_prior_m,
     check_cleaning_settings,
@@ -412,6 +413,10 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
+        if not (is_auto(self.clean_rule) or self.clean_rule in CLEAN_RULES):
+            raise ValueError(f"unknown clean_rule {self.clean_rule!r}: use one of {(*CLEAN_RULES, AUTO)}")
+        if not (is_auto(self.clean_rounds) or _is_count(self.clean_rounds, 1)):
+            raise ValueError(f"clean_rounds must be an integer >= 1 or 'auto', got {self.clean_rounds!r}")
         # "auto" becomes a valid value for every kind of sample, so the 1D one stands in for it here
         check_cleaning_settings(**self._cleaning_settings(self._auto_settings(dims=1)))
         if self.clean_prior not in (*CLEAN_PRIORS, AUTO):

@@ -323,6 +323,15 @@ def test_bad_clean_prior_is_rejected():
         RobustDiffusion(**TINY_1D, clean_prior="discord", clean_prior_m=17).fit(X1)
 
 
+def test_bad_clean_rule_and_rounds_are_named_with_auto_among_the_choices():
+    X1 = np.zeros((4, 1, 16), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"unknown clean_rule 'shares': use one of \('share', 'test', 'auto'\)"):
+        RobustDiffusion(**TINY_1D, clean_rule="shares").fit(X1)
+    for bad in (0, 2.5, True, "many"):
+        with pytest.raises(ValueError, match="clean_rounds must be an integer >= 1 or 'auto'"):
+            RobustDiffusion(**TINY_1D, clean_rounds=bad).fit(X1)
+
+
 def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
     """Settings given as numpy integers are recorded as ints, so the saved choice loads with weights_only=True."""
     X = np.random.default_rng(11).normal(size=(8, 1, 32)).astype(np.float32)
