@@ -52,6 +52,7 @@ from .maps import (
     structure_error,
 )
 from .nets.unet import UNet
+from .persistence import plain_scalar
 from .scoring import PositionNormalizer, ReconstructionSettings, error_maps
 from .subsequences import default_m, profile_maps, reference_of
 from .synthetic import choose_by_injection, inject_defects, outlier_share
@@ -926,7 +927,7 @@ class RobustDiffusion(BaseDetector):
         check_fitted(self, "dims_")
         # plain Python values: load reads them back with weights_only=True, which refuses numpy scalars
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.get_params().items()}
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+        params = {k: plain_scalar(v) for k, v in params.items()}
         arrays = {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in self._FITTED_ARRAYS if hasattr(self, k)}
         atomic_torch_save(
             {

@@ -87,6 +87,12 @@ def detector_from_bytes(blob: bytes, device: str | None = None) -> Any:
         return load_detector(path, device=device)
 
 
+def plain_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (``torch.load(weights_only=True)`` refuses numpy scalars);
+    anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 # ------------------------------------------------------------------------------------------------------ adapters
 def _plain(value: Any, what: str) -> Any:
     """``value`` in types ``torch.load(weights_only=True)`` reads back: arrays become tensors."""
@@ -95,7 +101,7 @@ def _plain(value: Any, what: str) -> Any:
             raise ValueError(f"{what}: cannot save an array of dtype {value.dtype}")
         return {"__array__": torch.from_numpy(np.ascontiguousarray(value))}
     if isinstance(value, np.generic):
-        return value.item()
+        return plain_scalar(value)
     if isinstance(value, tuple):
         return {"__tuple__": [_plain(v, what) for v in value]}
     if isinstance(value, list):
