@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
-__all__ = ["check_samples", "check_fitted", "resolve_device"]
+__all__ = ["check_samples", "check_fitted", "resolve_device", "is_count"]
+
+
+def is_count(value: object, least: int) -> bool:
+    """An integer (not a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
 def check_samples(X: object, dims: int, name: str = "X", n_channels: int | None = None) -> np.ndarray:

@@ -40,6 +40,7 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
+from ._validation import is_count
 from .base import smooth_maps
 from .distributed import Shard
 from .scoring import PositionNormalizer
@@ -220,18 +221,27 @@ SAMPLE_RULES = (False, True, "two_sided")
 
 
 def check_cleaning_settings(
-    *, start: float, rounds: int, max_share: float, rule: str, fdr: float, samples: bool | str
+    *,
+    start: float,
+    rounds: int | str,
+    max_share: float,
+    rule: str,
+    fdr: float,
+    samples: bool | str,
+    allow_auto: bool = False,
 ) -> None:
     """Raise ``ValueError`` naming the detector's ``clean_*`` parameter at fault. The one check of these settings:
-    :class:`SelfCleaning` and ``RobustDiffusion``'s parameter validation both call it."""
+    :class:`SelfCleaning` and ``RobustDiffusion``'s parameter validation both call it (the latter with
+    ``allow_auto``: ``rule`` and ``rounds`` may also be ``"auto"``, resolved at fit)."""
+    auto = (AUTO,) if allow_auto else ()
     if not 0.0 <= start < 1.0:
         raise ValueError(f"clean_start must lie in [0, 1) (a share of the training steps), got {start}")
-    if rounds < 1:
-        raise ValueError(f"clean_rounds must be >= 1, got {rounds}")
+    if not ((allow_auto and is_auto(rounds)) or is_count(rounds, 1)):
+        raise ValueError(f"clean_rounds must be an integer >= 1{' or ' + repr(AUTO) if auto else ''}, got {rounds!r}")
     if not 0.0 < max_share < 1.0:
         raise ValueError(f"clean_max_share must lie in (0, 1), got {max_share}")
-    if rule not in CLEAN_RULES:
-        raise ValueError(f"unknown clean_rule {rule!r}: use one of {CLEAN_RULES}")
+    if not ((allow_auto and is_auto(rule)) or rule in CLEAN_RULES):
+        raise ValueError(f"unknown clean_rule {rule!r}: use one of {(*CLEAN_RULES, *auto)}")
     if not 0.0 < fdr < 1.0:
         raise ValueError(f"clean_fdr must lie in (0, 1), got {fdr}")
     if samples not in SAMPLE_RULES:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +22,11 @@ import torch
 
 from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
-from ._validation import check_fitted
+from ._validation import check_fitted, is_count
 from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import (
     AUTO,
     CLEAN_PRIORS,
-    CLEAN_RULES,
     SelfCleaning,
     auto_prior_m,
     check_cleaning_settings,
@@ -85,11 +83,6 @@ def scale_channels(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.n
     (:func:`channel_center_scale`), same shape; the dtype follows numpy's promotion of the three."""
     shape = (1, -1) + (1,) * (X.ndim - 2)
     return (X - center.reshape(shape)) / scale.reshape(shape)
-
-
-def _is_count(value: object, least: int) -> bool:
-    """An integer (not a bool) of at least ``least``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
 def _seed(random_state: int | None, stream: int) -> int:
@@ -414,24 +407,20 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"unknown map_normalization {self.map_normalization!r}: use one of {MAP_NORMALIZATIONS}")
         if self.clean_refits < 0:
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
-        if not (is_auto(self.clean_rule) or self.clean_rule in CLEAN_RULES):
-            raise ValueError(f"unknown clean_rule {self.clean_rule!r}: use one of {(*CLEAN_RULES, AUTO)}")
-        if not (is_auto(self.clean_rounds) or _is_count(self.clean_rounds, 1)):
-            raise ValueError(f"clean_rounds must be an integer >= 1 or 'auto', got {self.clean_rounds!r}")
-        # "auto" becomes a valid value for every kind of sample, so the 1D one stands in for it here
-        check_cleaning_settings(**self._cleaning_settings(self._auto_settings(dims=1)))
+        given = {"rule": self.clean_rule, "rounds": self.clean_rounds}
+        check_cleaning_settings(**self._cleaning_settings(given), allow_auto=True)
         if self.clean_prior not in (*CLEAN_PRIORS, AUTO):
             raise ValueError(f"unknown clean_prior {self.clean_prior!r}: use one of {(*CLEAN_PRIORS, AUTO)}")
         if self.clean_prior == "discord" and not self.self_clean:
             raise ValueError("clean_prior='discord' is part of self-cleaning: set self_clean=True")
         dilate = self.clean_dilate
-        if not (is_auto(dilate) or _is_count(dilate, 0)):
+        if not (is_auto(dilate) or is_count(dilate, 0)):
             raise ValueError(f"clean_dilate must be an integer >= 0 (points) or 'auto', got {dilate!r}")
         m = self.clean_prior_m
         if m is not None and not is_auto(m):
             if self.clean_prior == "none":
                 raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or 'auto'")
-            if not _is_count(m, 2):
+            if not is_count(m, 2):
                 raise ValueError(f"clean_prior_m must be an integer >= 2 (points), 'auto' or None; got {m!r}")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
@@ -559,7 +548,7 @@ class RobustDiffusion(BaseDetector):
 
     def _cleaning_settings(self, chosen: dict) -> dict:
         """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names,
-        with ``rule`` and ``rounds`` from ``chosen`` (:meth:`_auto_settings`, ``"auto"`` resolved)."""
+        with ``rule`` and ``rounds`` from ``chosen`` (as given, or :meth:`_auto_settings`' with ``"auto"`` resolved)."""
         return {
             "start": self.clean_start,
             "rounds": chosen["rounds"],
