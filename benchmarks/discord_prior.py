@@ -31,6 +31,9 @@ import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise_table import parse_data_options  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.cleaning import dilate_flags, flag_discords  # noqa: E402
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="results/discord_prior")
     args = p.parse_args(argv)
-    options = {k.strip(): int(v) for k, _, v in (o.partition("=") for o in args.data.split(",") if o.strip())}
+    options = parse_data_options(args.data)
     datasets = [d for d in args.datasets.split(",") if d]
     lengths: list[int | None] = _ints(args.m) or [None]
     dilations: list[str | None] = [d.strip() for d in args.dilate.split(",") if d.strip()] or [None]

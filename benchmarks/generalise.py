@@ -15,6 +15,8 @@ AUPRC and the sample AUROC (of the detector's ``score_maps``). Each fit's rows a
 ``--save-models DIR`` also keeps each fitted diffusion model as ``DIR/<cell key>.pt`` (for
 ``benchmarks/structure_choice.py``); with ``--reuse-models`` a model already saved there is loaded instead of
 refitted, so new scoring variants cost only their scoring. A variant ``map_structure=auto`` records what it chose.
+``--data length=64`` overrides the preset's data options (another sample length, say); they are part of each fit's
+key and recorded in it, so keep fits of different data options in different ``--out`` folders for the tables.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_variant  # noqa: E402
+from generalise_table import parse_data_options, parse_variant  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
 from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc  # noqa: E402
 
@@ -107,11 +109,13 @@ def run_fit(
     out: Path,
     models: Path | None = None,
     reuse: bool = False,
+    data_options: dict | None = None,
 ):
-    cell = Cell(dataset, method, contamination, seed, preset)
-    path = out / f"{cell.key()}.json"
+    resolved = Cell(dataset, method, contamination, seed, preset).resolved()
+    resolved["data_options"].update(data_options or {})  # part of the key: another length is another fit
+    key = resolved_key(resolved)
+    path = out / f"{key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
-    resolved = cell.resolved()
     data = load_cell_data(resolved)
     todo = [v for v in variants if record is None or v not in record["variants"]]
     if not todo:
@@ -123,7 +127,9 @@ def run_fit(
         raise ValueError(f"{method!r} takes only the 'base' variant (scoring variants re-score a diffusion fit)")
     if record is None:
         record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "variants": {}}
-    saved = None if models is None else models / f"{cell.key()}.pt"
+        if data_options:
+            record["data_options"] = data_options
+    saved = None if models is None else models / f"{key}.pt"
     if reuse and diffusion and saved is not None and saved.exists():
         det = type(det).load(saved, device="cpu")  # the same fit: only the new variants are scored
     else:
@@ -153,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contamination", default="0,0.2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="robust")
+    p.add_argument(
+        "--data", default="", help="data options overriding the preset's, 'key=value' separated by ',' (length=64)"
+    )
     p.add_argument("--out", default="results/generalise/fits")
     p.add_argument("--save-models", default=None, help="also save each fitted diffusion model here (<cell key>.pt)")
     p.add_argument(
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         parse_method(f)
     for v in variants:
         parse_variant(v)
+    data_options = parse_data_options(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = None if args.save_models is None else Path(args.save_models)
@@ -174,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in _split(args.datasets.replace(",", ";")):
         for c in [float(x) for x in args.contamination.split(",")]:
             for f in fits:
-                r = run_fit(dataset, f, c, args.seed, args.preset, variants, out, models, args.reuse_models)
+                r = run_fit(
+                    dataset, f, c, args.seed, args.preset, variants, out, models, args.reuse_models, data_options
+                )
                 exc = "—"
                 if "excluded" in r:
                     rec = r.get("defect_recall")

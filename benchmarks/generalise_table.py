@@ -51,6 +51,19 @@ def parse_variant(text: str) -> dict:
     return out
 
 
+def parse_data_options(text: str) -> dict:
+    """``"length=64,n_train=96"`` → dataset options overriding a preset's; ``""`` → ``{}``."""
+    out = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"bad data option {item!r}: write key=value, e.g. length=64")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
 def scored_as(record: dict, variant: str) -> dict | None:
     """The metrics ``record`` (one cached fit) holds for the scoring ``variant`` names, or ``None``.
 

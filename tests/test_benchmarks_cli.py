@@ -173,6 +173,29 @@ def test_generalise_runs_a_baseline_and_scores_a_long_record_per_point(tmp_path)
     assert row["sample_auroc"] == round(cell["sample_auroc"], 4)
 
 
+def test_generalise_data_options_make_another_fit_on_other_data(tmp_path):
+    """``--data length=128`` fits the same cell on longer samples: another key, the options recorded, and the test
+    set scored is the one of that length (the row equals RPCA fitted on data loaded with the option)."""
+    from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data
+
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rpca"]
+    assert generalise.main([*argv, "--out", str(tmp_path)]) == 0
+    assert generalise.main([*argv, "--data", "length=128", "--out", str(tmp_path)]) == 0
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert len(records) == 2
+    (short,) = [r for r in records if "data_options" in r]
+    assert short["data_options"] == {"length": 128}
+    resolved = Cell("forging", "rpca", 0.2, 0, "smoke").resolved()
+    resolved["data_options"]["length"] = 128
+    data = load_cell_data(resolved)
+    assert data.train_x.shape[-1] == 128
+    det = build_detector(resolved, data.dims).fit(data.train_x)
+    expected = generalise.score_variant(det, data, "base", None, None)
+    assert short["variants"]["base"] == expected
+    with pytest.raises(ValueError, match="bad data option 'length'"):
+        generalise.main([*argv, "--data", "length", "--out", str(tmp_path)])
+
+
 def test_generalise_refuses_scoring_variants_for_a_baseline_before_fitting(tmp_path):
     argv = ["--datasets", "forging", "--contamination", "0", "--preset", "smoke", "--fits", "rpca"]
     with pytest.raises(ValueError, match="only the 'base' variant"):
