@@ -9,7 +9,8 @@ Each fit is the harness cell of the same spelling (``benchmarks/run.py``: same p
 torch thread), so its ``base`` row equals that cell's metrics. A variant is a set of scoring overrides
 (``key=value,key=value``; ``base`` = none) applied to the fitted detector with ``set_params``; the references it
 needs are learnt from the training maps. Reports per fit the excluded share of the training points
-(``clean_mask_``), the share of the training set's defect points among them, and per variant the pixel AUROC /
+(``clean_mask_``), the share of the training set's defect points among them (the record also keeps it per defect
+kind, on sets that name their kinds), and per variant the pixel AUROC /
 AUPRC and the sample AUROC (of the detector's ``score_maps``). Each fit's rows are cached as
 ``--out/<cell key>.json`` with its variants, so a rerun with more variants refits nothing it has already scored.
 ``--save-models DIR`` also keeps each fitted diffusion model as ``DIR/<cell key>.pt`` (for
@@ -27,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,11 +94,19 @@ def exclusion(det, data) -> dict:
         return {}
     mask = mask.reshape(data.train_mask.shape)
     defective = data.train_mask.reshape(len(mask), -1).any(axis=1)
-    return {
+    record = {
         "excluded": float(mask.mean()),
         "normal_excluded": float(mask[~defective].mean()),
         "defect_recall": float(mask[data.train_mask].mean()) if data.train_mask.any() else None,
     }
+    kinds = np.asarray(data.meta.get("train_defect", ()))
+    if len(kinds) == len(mask):  # what the cleaning leaves in, kind by kind (sets that name their defects)
+        record["defect_recall_by_kind"] = {
+            str(k): float(mask[kinds == k][data.train_mask[kinds == k]].mean())
+            for k in sorted(set(kinds.tolist()) - {""})
+            if data.train_mask[kinds == k].any()
+        }
+    return record
 
 
 def run_fit(

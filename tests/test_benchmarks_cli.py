@@ -196,6 +196,27 @@ def test_generalise_data_options_make_another_fit_on_other_data(tmp_path):
         generalise.main([*argv, "--data", "length", "--out", str(tmp_path)])
 
 
+def test_generalise_exclusion_reports_recall_per_defect_kind():
+    """Hand-made: 4 samples of 4 points; two defect kinds; the mask holds out 2 of 3 spike points, 0 of 2 trend
+    points and 1 normal point."""
+    from types import SimpleNamespace
+
+    truth = np.zeros((4, 4), dtype=bool)
+    truth[1, :3] = True  # spike: 3 points
+    truth[2, 2:] = True  # trend: 2 points
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[1, :2] = True
+    mask[0, 0] = True
+    data = SimpleNamespace(train_mask=truth, meta={"train_defect": ("", "spike", "trend", "")})
+    record = generalise.exclusion(SimpleNamespace(clean_mask_=mask), data)
+    assert record["defect_recall"] == pytest.approx(2 / 5)
+    assert record["normal_excluded"] == pytest.approx(1 / 8)
+    assert record["defect_recall_by_kind"] == {"spike": pytest.approx(2 / 3), "trend": 0.0}
+    assert "defect_recall_by_kind" not in generalise.exclusion(
+        SimpleNamespace(clean_mask_=mask), SimpleNamespace(train_mask=truth, meta={})
+    )
+
+
 def test_generalise_refuses_scoring_variants_for_a_baseline_before_fitting(tmp_path):
     argv = ["--datasets", "forging", "--contamination", "0", "--preset", "smoke", "--fits", "rpca"]
     with pytest.raises(ValueError, match="only the 'base' variant"):
