@@ -85,16 +85,30 @@ def scored_as(record: dict, variant: str) -> dict | None:
     return next((v for name, v in variants.items() if {**base, **parse_variant(name)} == want), None)
 
 
+def check_one_data(seen: dict, key: tuple, record: dict, path: Path) -> None:
+    """Refuse to pool fits of one cell ``key`` made on other data options (``generalise.py --data``): the tables
+    key fits by set, level, method and seed only. ``seen`` maps each key to the options of its first fit."""
+    options = record.get("data_options", {})
+    first = seen.setdefault(key, options)
+    if first != options:
+        raise ValueError(
+            f"{path.name}: {key} was fitted on data options {options or 'of the preset'} and also on "
+            f"{first or 'those of the preset'}: keep fits of other data options in other folders"
+        )
+
+
 def read_fits(fits_dir: Path, variant: str) -> dict[tuple[str, float, str], dict[int, dict[str, float]]]:
     """``(dataset, contamination, method)`` → ``{seed: metrics}`` of the cached fits that scored ``variant``
     (:func:`scored_as`)."""
     rows: dict[tuple[str, float, str], dict[int, dict[str, float]]] = defaultdict(dict)
+    seen: dict = {}
     for path in sorted(fits_dir.glob("*.json")):
         record = json.loads(path.read_text())
         scored = scored_as(record, variant)
         if scored is None:
             continue
         key = (record["dataset"], float(record["contamination"]), record["method"])
+        check_one_data(seen, (*key, int(record["seed"])), record, path)
         rows[key][int(record["seed"])] = {m: float(scored[m]) for m in METRICS if scored.get(m) is not None}
     return rows
 

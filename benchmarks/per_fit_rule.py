@@ -48,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import _split, scored_as  # noqa: E402
+from generalise_table import _split, check_one_data, scored_as  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 
@@ -62,6 +62,7 @@ def paired_fits(
     counts once."""
     found: dict[str, dict[tuple, dict]] = {"base": {}, "variant": {}}
     wanted = {"base": (method, base), "variant": (variant_method or method, variant)}
+    seen: dict = {}
     for folder in fits_dirs:
         for path in sorted(folder.glob("*.json")):
             record = json.loads(path.read_text())
@@ -69,6 +70,7 @@ def paired_fits(
             for side, (side_method, scoring) in wanted.items():
                 metrics = scored_as(record, scoring) if record["method"] == side_method else None
                 if metrics is not None:
+                    check_one_data(seen, (side, *key), record, path)
                     found[side].setdefault(key, metrics)
     both = sorted(set(found["base"]) & set(found["variant"]))
     return [

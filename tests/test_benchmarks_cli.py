@@ -194,6 +194,15 @@ def test_generalise_data_options_make_another_fit_on_other_data(tmp_path):
     assert short["variants"]["base"] == expected
     with pytest.raises(ValueError, match="bad data option 'length'"):
         generalise.main([*argv, "--data", "length", "--out", str(tmp_path)])
+    # the tables key fits by set, level, method and seed: pooling the two lengths is refused, not averaged
+    with pytest.raises(ValueError, match="keep fits of other data options in other folders"):
+        generalise_table.read_fits(tmp_path, "base")
+    with pytest.raises(ValueError, match="keep fits of other data options in other folders"):
+        per_fit_rule.paired_fits([tmp_path], "rpca", "base", "base")
+    (tmp_path / "long").mkdir()
+    path = next(p for p in tmp_path.glob("*.json") if "data_options" in json.loads(p.read_text()))
+    path.rename(tmp_path / "long" / path.name)
+    assert list(generalise_table.read_fits(tmp_path, "base")) == [("forging", 0.2, "rpca")]
 
 
 def test_generalise_exclusion_reports_recall_per_defect_kind():
