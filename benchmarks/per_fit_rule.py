@@ -70,7 +70,7 @@ def paired_fits(
             for side, (side_method, scoring) in wanted.items():
                 metrics = scored_as(record, scoring) if record["method"] == side_method else None
                 if metrics is not None:
-                    check_one_data(seen, (side, *key), record, path)
+                    check_one_data(seen, key, record, path)  # both sides: one data
                     found[side].setdefault(key, metrics)
     both = sorted(set(found["base"]) & set(found["variant"]))
     return [

@@ -203,6 +203,11 @@ def test_generalise_data_options_make_another_fit_on_other_data(tmp_path):
     path = next(p for p in tmp_path.glob("*.json") if "data_options" in json.loads(p.read_text()))
     path.rename(tmp_path / "long" / path.name)
     assert list(generalise_table.read_fits(tmp_path, "base")) == [("forging", 0.2, "rpca")]
+    # nor may a comparison pair a method on one length with another method on the other
+    record = json.loads((tmp_path / "long" / path.name).read_text())
+    (tmp_path / "long" / path.name).write_text(json.dumps({**record, "method": "ssd"}))
+    with pytest.raises(ValueError, match="keep fits of other data options in other folders"):
+        per_fit_rule.paired_fits([tmp_path, tmp_path / "long"], "rpca", "base", "base", "ssd")
 
 
 def test_generalise_exclusion_reports_recall_per_defect_kind():
