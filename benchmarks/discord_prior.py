@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_data_options  # noqa: E402
+from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.cleaning import dilate_flags, flag_discords  # noqa: E402
@@ -74,9 +74,7 @@ def prior_rows(
     """The prior's flags on one cell's training set, measured against its labels: one row of the table per entry
     of ``dilations`` (``None`` = :data:`_DEFAULT_DILATE`, ``"m"`` = the subsequence length, else points);
     the matrix profile is computed once. ``data_options`` override the preset's (e.g. ``{"length": 64}``)."""
-    resolved = Cell(dataset, "rddpm", contamination, seed, preset).resolved()
-    resolved["data_options"].update(data_options or {})
-    data = load_cell_data(resolved)
+    data = load_cell_data(resolved_on_data(Cell(dataset, "rddpm", contamination, seed, preset), data_options))
     X = np.asarray(data.train_x, dtype=np.float32)
     if X.ndim != 3:
         raise ValueError(f"{dataset} is not a 1D set (samples of shape {X.shape[1:]}): the prior is for 1D signals")

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_data_options, parse_variant  # noqa: E402
+from generalise_table import parse_data_options, parse_variant, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
 from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
@@ -121,8 +121,7 @@ def run_fit(
     reuse: bool = False,
     data_options: dict | None = None,
 ):
-    resolved = Cell(dataset, method, contamination, seed, preset).resolved()
-    resolved["data_options"].update(data_options or {})  # part of the key: another length is another fit
+    resolved = resolved_on_data(Cell(dataset, method, contamination, seed, preset), data_options)
     key = resolved_key(resolved)
     path = out / f"{key}.json"
     record = json.loads(path.read_text()) if path.exists() else None

@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
+from rddpm_signals.harness.cells import Cell  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc", "sample_auroc")
@@ -62,6 +63,14 @@ def parse_data_options(text: str) -> dict:
             raise ValueError(f"bad data option {item!r}: write key=value, e.g. length=64")
         out[key.strip()] = _value(value.strip())
     return out
+
+
+def resolved_on_data(cell: Cell, data_options: dict | None) -> dict:
+    """``cell.resolved()`` with ``data_options`` over the preset's (another sample length, say): part of the
+    configuration, so :func:`~rddpm_signals.harness.cells.resolved_key` gives another key for them."""
+    resolved = cell.resolved()
+    resolved["data_options"].update(data_options or {})
+    return resolved
 
 
 def scored_as(record: dict, variant: str) -> dict | None:
