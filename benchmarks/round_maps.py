@@ -1,0 +1,179 @@
+"""How the training-set maps of a self-cleaning fit change from one cleaning round to the next (a diagnostic).
+
+    python benchmarks/round_maps.py --dataset dev_signals --preset develop --seed 24 --contamination 0.3 \\
+        --method rddpm --out results/s30/rounds
+
+Fits the harness cell of that spelling once, through ``generalise.run_fit`` (so its test metrics are the
+``generalise.py`` row of the same cell), and keeps each cleaning round's training maps ``(N, …grid)`` and mask as
+``--out/<cell key>.npz``. From them it prints, round by round, what the test rule sees — the log-map z-score of
+:func:`rddpm_signals.cleaning.flag_points_test`, per position against the bulk — on the points the round keeps:
+
+- ``held out``: the share of the training points the round excludes;
+- ``kept z>3``: the share of the kept points with z > 3 (label-free: how much still stands out);
+- ``left-in defect z``: the median z, at this round, of the defect points that the *last* round keeps (one set of
+  points followed through training: a defect the network learns falls towards the bulk, one it cannot learn stays
+  up), and the same per defect kind on sets that name their kinds;
+- ``top kept z``: label-free, the median z at this round of the points the last round keeps whose z was in the top
+  0.5 % of those points at the first scored round.
+
+A second run with the same arguments reads the cached ``.npz`` and fits nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generalise import run_fit  # noqa: E402
+from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
+
+from rddpm_signals import cleaning  # noqa: E402
+from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
+from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key  # noqa: E402
+
+TOP_SHARE = 0.005
+
+
+@contextlib.contextmanager
+def recording_rounds():
+    """While open, every :class:`~rddpm_signals.cleaning.SelfCleaning` round appends ``(step, maps, mask, sigma)``
+    to the yielded list; a round without maps (the prior's, at step 0) is not recorded."""
+    rounds: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+    original = cleaning.SelfCleaning.__call__
+
+    def call(self, ema):
+        seen: list[np.ndarray] = []
+        maps_of = self._maps
+        self._maps = lambda net: seen.append(maps_of(net)) or seen[-1]
+        try:
+            weights = original(self, ema)
+        finally:
+            del self._maps
+        if seen:
+            rounds.append((self._step, seen[0].astype(np.float32), self.mask.copy(), float(self.sigma)))
+        return weights
+
+    cleaning.SelfCleaning.__call__ = call
+    try:
+        yield rounds
+    finally:
+        cleaning.SelfCleaning.__call__ = original
+
+
+def round_summary(maps: np.ndarray, masks: np.ndarray, sigma: float, truth: np.ndarray, kinds: np.ndarray) -> dict:
+    """Per-round figures (see the module doc) from the rounds' maps ``(R, N, …grid)``, their masks (same shape,
+    True = held out), the test rule's ``sigma``, the defect points ``truth`` ``(N, …grid)`` and each sample's defect
+    kind ``kinds`` ``(N,)`` (``""``: normal; may be empty)."""
+    z = np.stack([cleaning._log_z(m, sigma) for m in maps])
+    kept = ~masks
+    left_in = kept[-1] & truth
+    followed = kept[-1].copy()
+    first = z[0][followed]
+    top = np.zeros_like(followed)
+    if first.size:
+        top[followed] = first >= np.quantile(first, 1 - TOP_SHARE)
+    per_kind = {}
+    if len(kinds) == len(truth):
+        for kind in sorted(set(kinds.tolist()) - {""}):
+            these = left_in & (kinds == kind).reshape((-1,) + (1,) * (truth.ndim - 1))
+            if these.any():
+                per_kind[str(kind)] = [round(float(np.median(zr[these])), 3) for zr in z]
+    return {
+        "held_out": [round(float(m.mean()), 4) for m in masks],
+        "kept_z_over_3": [round(float((zr[k] > 3).mean()), 4) for zr, k in zip(z, kept, strict=True)],
+        "left_in_defect_points": int(left_in.sum()),
+        "left_in_defect_z": [round(float(np.median(zr[left_in])), 3) if left_in.any() else None for zr in z],
+        "left_in_defect_z_by_kind": per_kind,
+        "top_kept_z": [round(float(np.median(zr[top])), 3) if top.any() else None for zr in z],
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    data_options = parse_data_options(args.data)
+    cell = Cell(args.dataset, args.method, args.contamination, args.seed, args.preset)
+    resolved = resolved_on_data(cell, data_options)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / f"{resolved_key(resolved)}.npz"
+    if saved.exists():
+        with np.load(saved) as f:
+            steps, maps, masks, sigma = f["steps"], f["maps"], f["masks"], float(f["sigma"])
+        record = json.loads(saved.with_suffix(".json").read_text())
+    else:
+        if saved.with_suffix(".json").exists():
+            raise ValueError(f"{saved.with_suffix('.json')} has a fit without its rounds: delete it to refit")
+        with recording_rounds() as rounds:
+            record = run_fit(
+                args.dataset,
+                args.method,
+                args.contamination,
+                args.seed,
+                args.preset,
+                ["base"],
+                out,
+                data_options=data_options,
+            )
+        if not rounds:
+            raise ValueError(f"{args.method!r} has no self-cleaning rounds to record")
+        steps = np.array([r[0] for r in rounds])
+        maps, masks, sigma = np.stack([r[1] for r in rounds]), np.stack([r[2] for r in rounds]), rounds[0][3]
+        tmp = saved.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, steps=steps, maps=maps, masks=masks, sigma=sigma)
+        tmp.replace(saved)
+    data = load_cell_data(resolved)
+    truth = np.asarray(data.train_mask).reshape(masks.shape[1:])
+    kinds = np.asarray(data.meta.get("train_defect", ()))
+    summary = {"steps": steps.tolist(), **round_summary(maps, masks, sigma, truth, kinds)}
+    summary["test"] = record["variants"]["base"]
+    atomic_write_text(saved.with_suffix(".rounds.json"), json.dumps(summary, indent=1, sort_keys=True))
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    kinds = sorted(summary["left_in_defect_z_by_kind"])
+    header = ("step", "held out", "kept z>3", "left-in defect z", *kinds, "top kept z")
+    rows = []
+    for i, step in enumerate(summary["steps"]):
+        by_kind = [summary["left_in_defect_z_by_kind"][k][i] for k in kinds]
+        values = [
+            summary["held_out"][i],
+            summary["kept_z_over_3"][i],
+            summary["left_in_defect_z"][i],
+            *by_kind,
+            summary["top_kept_z"][i],
+        ]
+        rows.append([str(step), *("—" if v is None else f"{v:.3f}" for v in values)])
+    print(markdown_table(header, rows))
+    test = summary["test"]
+    print(
+        f"left-in defect points: {summary['left_in_defect_points']}; test pixel AUROC {test['pixel_auroc']:.3f}, "
+        f"AUPRC {test['pixel_auprc']:.3f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", default="rddpm", help="a harness spelling with self-cleaning")
+    p.add_argument("--contamination", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="robust")
+    p.add_argument("--data", default="", help="data options overriding the preset's, 'key=value' separated by ','")
+    p.add_argument("--out", default="results/rounds")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)  # as generalise.py: identical floating-point results
+    print_summary(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
