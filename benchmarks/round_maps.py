@@ -38,7 +38,7 @@ from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 
 TOP_SHARE = 0.005
 
@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> dict:
     data_options = parse_data_options(args.data)
     cell = Cell(args.dataset, args.method, args.contamination, args.seed, args.preset)
     resolved = resolved_on_data(cell, data_options)
+    data = load_cell_data(resolved)
+    if not getattr(build_detector(resolved, data.dims), "self_clean", False):
+        raise ValueError(f"{args.method!r} has no self-cleaning rounds to record: use a method that self-cleans")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / f"{resolved_key(resolved)}.npz"
@@ -122,14 +125,11 @@ def run(args: argparse.Namespace) -> dict:
                 out,
                 data_options=data_options,
             )
-        if not rounds:
-            raise ValueError(f"{args.method!r} has no self-cleaning rounds to record")
         steps = np.array([r[0] for r in rounds])
         maps, masks, sigma = np.stack([r[1] for r in rounds]), np.stack([r[2] for r in rounds]), rounds[0][3]
         tmp = saved.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, steps=steps, maps=maps, masks=masks, sigma=sigma)
         tmp.replace(saved)
-    data = load_cell_data(resolved)
     truth = np.asarray(data.train_mask).reshape(masks.shape[1:])
     kinds = np.asarray(data.meta.get("train_defect", ()))
     summary = {"steps": steps.tolist(), **round_summary(maps, masks, sigma, truth, kinds)}

@@ -37,6 +37,7 @@ model_seed = _load("model_seed")
 oracle_cleaning = _load("oracle_cleaning")
 discord_prior = _load("discord_prior")
 prior_cost = _load("prior_cost")
+round_maps = _load("round_maps")
 
 
 def test_interval_metrics_hand_made():
@@ -671,3 +672,48 @@ def test_prior_cost_times_the_default_fits_own_prior_and_its_parts(tmp_path, cap
     rows_alone = json.loads((alone / "prior_cost.json").read_text())
     assert [r["prior_share"] for r in rows_alone] == [r["prior_share"] for r in rows]
     assert all(math.isnan(r["rounds_s"]) and math.isnan(r["step_s"]) for r in rows_alone)
+
+
+def test_round_maps_follows_left_in_defect_points_from_round_to_round():
+    """Hand-made: 40 samples of 8 points with unit maps; one learnt defect point (sample 0, point 3) whose map falls
+    from 50 to 1 over three rounds and is never held out; one defect held out in every round (sample 1, point 5)."""
+    rng = np.random.default_rng(0)
+    maps = 1 + 0.1 * rng.random((3, 40, 8))
+    maps[:, 0, 3] = [50.0, 10.0, 1.0]
+    maps[:, 1, 5] = 50.0
+    masks = np.zeros((3, 40, 8), dtype=bool)
+    masks[:, 1, 5] = True
+    truth = np.zeros((40, 8), dtype=bool)
+    truth[0, 3] = truth[1, 5] = True
+    kinds = np.array(["dropout", "spike", *[""] * 38])
+    summary = round_maps.round_summary(maps, masks, 0.0, truth, kinds)
+    assert summary["held_out"] == [pytest.approx(1 / 320, abs=1e-4)] * 3
+    assert summary["left_in_defect_points"] == 1
+    z = summary["left_in_defect_z"]
+    assert z[0] > 10 and z[0] > z[1] > z[2] and abs(z[2]) < 3  # followed down to the bulk
+    assert list(summary["left_in_defect_z_by_kind"]) == ["dropout"]  # the spike was held out: nothing left in
+    assert summary["left_in_defect_z_by_kind"]["dropout"] == z
+    top = summary["top_kept_z"]  # the top 0.5 % of the 319 kept points at the first round: the learnt one and one
+    assert top[0] > 10 and abs(top[2]) < 3  # more, so the median is theirs; it falls with the learnt one
+    assert summary["kept_z_over_3"][0] == pytest.approx(1 / 319, abs=1e-4) and summary["kept_z_over_3"][2] == 0
+
+
+def test_round_maps_records_the_rounds_of_the_same_fit_and_reads_them_back(tmp_path, monkeypatch, capsys):
+    """Recording the rounds does not change the fit (the generalise.py row of the same cell), keeps one map per
+    round, and a second run reads the cache instead of refitting."""
+    argv = ["--dataset", "dev_signals", "--preset", "smoke", "--contamination", "0.3", "--seed", "0"]
+    assert round_maps.main([*argv, "--out", str(tmp_path / "rounds")]) == 0
+    (saved,) = (tmp_path / "rounds").glob("*.npz")
+    with np.load(saved) as f:
+        assert f["maps"].shape == f["masks"].shape and f["maps"].shape[1:] == (20, 64)
+        rounds = len(f["steps"])
+    summary = json.loads(saved.with_suffix(".rounds.json").read_text())
+    assert rounds >= 2 and len(summary["kept_z_over_3"]) == rounds
+    plain = generalise.run_fit("dev_signals", "rddpm", 0.3, 0, "smoke", ["base"], tmp_path / "plain")
+    metrics = ("pixel_auroc", "pixel_auprc", "sample_auroc")
+    assert [summary["test"][k] for k in metrics] == [plain["variants"]["base"][k] for k in metrics]
+    assert "left-in defect points" in capsys.readouterr().out
+    monkeypatch.setattr(round_maps, "run_fit", lambda *a, **k: pytest.fail("refitted a cached cell"))
+    assert round_maps.main([*argv, "--out", str(tmp_path / "rounds")]) == 0
+    with pytest.raises(ValueError, match="no self-cleaning rounds"):
+        round_maps.main([*argv, "--method", "ddpm", "--out", str(tmp_path / "none")])
