@@ -37,7 +37,7 @@ from generalise import run_fit  # noqa: E402
 from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
-from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
+from rddpm_signals._io import atomic_path, atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 
 TOP_SHARE = 0.005
@@ -127,9 +127,8 @@ def run(args: argparse.Namespace) -> dict:
             )
         steps = np.array([r[0] for r in rounds])
         maps, masks, sigma = np.stack([r[1] for r in rounds]), np.stack([r[2] for r in rounds]), rounds[0][3]
-        tmp = saved.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, steps=steps, maps=maps, masks=masks, sigma=sigma)
-        tmp.replace(saved)
+        with atomic_path(saved) as tmp, open(tmp, "wb") as fh:  # a file object: savez adds no ".npz" to it
+            np.savez_compressed(fh, steps=steps, maps=maps, masks=masks, sigma=sigma)
     truth = np.asarray(data.train_mask).reshape(masks.shape[1:])
     kinds = np.asarray(data.meta.get("train_defect", ()))
     summary = {"steps": steps.tolist(), **round_summary(maps, masks, sigma, truth, kinds)}
