@@ -16,6 +16,9 @@ Fits the harness cell of that spelling once, through ``generalise.run_fit`` (so 
 - ``top kept z``: label-free, the median z at this round of the points the last round keeps whose z was in the top
   0.5 % of those points at the first scored round.
 
+and, label-based, of the last round's mask: per defect kind the shares of its samples held out whole / in part /
+not at all, and what the mask widened by 8 or 16 more points would hold out (an offline estimate, not a refit).
+
 A second run with the same arguments reads the cached ``.npz`` and fits nothing.
 """
 
@@ -94,7 +97,34 @@ def round_summary(maps: np.ndarray, masks: np.ndarray, sigma: float, truth: np.n
         "left_in_defect_z": [round(float(np.median(zr[left_in])), 3) if left_in.any() else None for zr in z],
         "left_in_defect_z_by_kind": per_kind,
         "top_kept_z": [round(float(np.median(zr[top])), 3) if top.any() else None for zr in z],
+        **last_round_catch(masks[-1], truth, kinds),
     }
+
+
+def last_round_catch(mask: np.ndarray, truth: np.ndarray, kinds: np.ndarray, widen: tuple = (0, 8, 16)) -> dict:
+    """Label-based figures of the last round's ``mask`` ``(N, …grid)`` against the defect points ``truth``:
+    per defect kind the shares of its defective samples held out whole / in part / not at all
+    (``caught_by_kind``), and what the mask widened by each of ``widen`` more points would hold out — the defect
+    points and the points of the normal samples (``widened``; an offline estimate, not a refit)."""
+    defective = truth.reshape(len(truth), -1).any(axis=1)
+    caught = {}
+    if len(kinds) == len(truth):
+        for kind in sorted(set(kinds.tolist()) - {""}):
+            shares = np.array([mask[i][truth[i]].mean() for i in np.flatnonzero((kinds == kind) & defective)])
+            if shares.size:
+                part = (shares > 0) & (shares < 1)
+                caught[str(kind)] = {
+                    name: round(float(np.mean(held)), 3)
+                    for name, held in (("whole", shares == 1), ("part", part), ("none", shares == 0))
+                }
+    widened = {}
+    for extra in widen:
+        wide = cleaning.dilate_flags(mask, extra)
+        widened[str(extra)] = {
+            "defect_recall": round(float(wide[truth].mean()), 4) if truth.any() else None,
+            "normal_samples_held_out": round(float(wide[~defective].mean()), 4) if (~defective).any() else None,
+        }
+    return {"caught_by_kind": caught, "widened": widened}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -153,6 +183,17 @@ def print_summary(summary: dict) -> None:
         rows.append([str(step), *("—" if v is None else f"{v:.3f}" for v in values)])
     print(markdown_table(header, rows))
     test = summary["test"]
+    for kind, shares in summary["caught_by_kind"].items():
+        print(
+            f"{kind}: held out whole {shares['whole']:.2f}, in part {shares['part']:.2f}, "
+            f"not at all {shares['none']:.2f}"
+        )
+    for extra, held in summary["widened"].items():
+        recall = "—" if held["defect_recall"] is None else f"{held['defect_recall']:.3f}"
+        print(
+            f"last mask widened by {extra}: defect points held out {recall}, normal samples' points "
+            f"{held['normal_samples_held_out']:.4f}"
+        )
     print(
         f"left-in defect points: {summary['left_in_defect_points']}; test pixel AUROC {test['pixel_auroc']:.3f}, "
         f"AUPRC {test['pixel_auprc']:.3f}"

@@ -696,6 +696,14 @@ def test_round_maps_follows_left_in_defect_points_from_round_to_round():
     top = summary["top_kept_z"]  # the top 0.5 % of the 319 kept points at the first round: the learnt one and one
     assert top[0] > 10 and abs(top[2]) < 3  # more, so the median is theirs; it falls with the learnt one
     assert summary["kept_z_over_3"][0] == pytest.approx(1 / 319, abs=1e-4) and summary["kept_z_over_3"][2] == 0
+    assert summary["caught_by_kind"] == {
+        "dropout": {"whole": 0.0, "part": 0.0, "none": 1.0},
+        "spike": {"whole": 1.0, "part": 0.0, "none": 0.0},
+    }
+    # widened by 8 the held-out spike point covers its whole sample; the dropout in sample 0 stays in
+    assert summary["widened"]["0"] == summary["widened"]["8"] == {"defect_recall": 0.5, "normal_samples_held_out": 0}
+    caught = round_maps.last_round_catch(masks[-1] | truth, truth, kinds, widen=(2,))
+    assert caught["caught_by_kind"]["dropout"]["whole"] == 1.0 and caught["widened"]["2"]["defect_recall"] == 1.0
 
 
 def test_round_maps_records_the_rounds_of_the_same_fit_and_reads_them_back(tmp_path, monkeypatch, capsys):
