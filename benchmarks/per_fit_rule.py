@@ -59,7 +59,8 @@ def paired_fits(
     """One dict per cell (dataset, contamination, seed): ``base`` = the fit of ``method`` scored as ``base``,
     ``variant`` = the fit of ``variant_method`` (``None``: the same fit) scored as ``variant``, and the variant's
     ``map_structure_`` choice (``None`` if it records none). Cells with both, sorted; a fit cached in two folders
-    counts once."""
+    counts once. A cell whose fits (either side) were made on other data options (``generalise.py --data``) is
+    refused with a ``ValueError``: keep them in other folders."""
     found: dict[str, dict[tuple, dict]] = {"base": {}, "variant": {}}
     wanted = {"base": (method, base), "variant": (variant_method or method, variant)}
     seen: dict = {}
