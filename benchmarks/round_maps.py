@@ -134,8 +134,7 @@ def run(args: argparse.Namespace) -> dict:
     data = load_cell_data(resolved)
     if not getattr(build_detector(resolved, data.dims), "self_clean", False):
         raise ValueError(f"{args.method!r} has no self-cleaning rounds to record: use a method that self-cleans")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)  # created by the first write (atomic_path)
     saved = out / f"{resolved_key(resolved)}.npz"
     if saved.exists():
         with np.load(saved) as f:
@@ -189,10 +188,10 @@ def print_summary(summary: dict) -> None:
             f"not at all {shares['none']:.2f}"
         )
     for extra, held in summary["widened"].items():
-        recall = "—" if held["defect_recall"] is None else f"{held['defect_recall']:.3f}"
+        recall, normal = held["defect_recall"], held["normal_samples_held_out"]
         print(
-            f"last mask widened by {extra}: defect points held out {recall}, normal samples' points "
-            f"{held['normal_samples_held_out']:.4f}"
+            f"last mask widened by {extra}: defect points held out {'—' if recall is None else f'{recall:.3f}'}, "
+            f"normal samples' points {'—' if normal is None else f'{normal:.4f}'}"
         )
     print(
         f"left-in defect points: {summary['left_in_defect_points']}; test pixel AUROC {test['pixel_auroc']:.3f}, "
