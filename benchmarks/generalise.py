@@ -100,13 +100,22 @@ def exclusion(det, data) -> dict:
         "defect_recall": float(mask[data.train_mask].mean()) if data.train_mask.any() else None,
     }
     kinds = np.asarray(data.meta.get("train_defect", ()))
-    if len(kinds) == len(mask):  # what the cleaning leaves in, kind by kind (sets that name their defects)
+    names = kind_names(kinds, len(mask))
+    if names:  # what the cleaning leaves in, kind by kind (sets that name their defects)
         record["defect_recall_by_kind"] = {
-            str(k): float(mask[kinds == k][data.train_mask[kinds == k]].mean())
-            for k in sorted(set(kinds.tolist()) - {""})
+            k: float(mask[kinds == k][data.train_mask[kinds == k]].mean())
+            for k in names
             if data.train_mask[kinds == k].any()
         }
     return record
+
+
+def kind_names(kinds: np.ndarray, n_samples: int) -> list[str]:
+    """The defect kinds named in ``kinds`` ``(N,)`` (each training sample's kind, ``""`` for a normal one), sorted;
+    ``[]`` when the set names none (``kinds`` is not one per sample)."""
+    if len(kinds) != n_samples:
+        return []
+    return sorted(str(k) for k in set(kinds.tolist()) - {""})
 
 
 def run_fit(

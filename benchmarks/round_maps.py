@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise import run_fit  # noqa: E402
+from generalise import kind_names, run_fit  # noqa: E402
 from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
@@ -79,17 +79,15 @@ def round_summary(maps: np.ndarray, masks: np.ndarray, sigma: float, truth: np.n
     z = np.stack([cleaning._log_z(m, sigma) for m in maps])
     kept = ~masks
     left_in = kept[-1] & truth
-    followed = kept[-1].copy()
-    first = z[0][followed]
-    top = np.zeros_like(followed)
+    first = z[0][kept[-1]]
+    top = np.zeros_like(kept[-1])
     if first.size:
-        top[followed] = first >= np.quantile(first, 1 - TOP_SHARE)
+        top[kept[-1]] = first >= np.quantile(first, 1 - TOP_SHARE)
     per_kind = {}
-    if len(kinds) == len(truth):
-        for kind in sorted(set(kinds.tolist()) - {""}):
-            these = left_in & (kinds == kind).reshape((-1,) + (1,) * (truth.ndim - 1))
-            if these.any():
-                per_kind[str(kind)] = [round(float(np.median(zr[these])), 3) for zr in z]
+    for kind in kind_names(kinds, len(truth)):
+        these = left_in & (kinds == kind).reshape((-1,) + (1,) * (truth.ndim - 1))
+        if these.any():
+            per_kind[kind] = [round(float(np.median(zr[these])), 3) for zr in z]
     return {
         "held_out": [round(float(m.mean()), 4) for m in masks],
         "kept_z_over_3": [round(float((zr[k] > 3).mean()), 4) for zr, k in zip(z, kept, strict=True)],
@@ -108,15 +106,14 @@ def last_round_catch(mask: np.ndarray, truth: np.ndarray, kinds: np.ndarray, wid
     points and the points of the normal samples (``widened``; an offline estimate, not a refit)."""
     defective = truth.reshape(len(truth), -1).any(axis=1)
     caught = {}
-    if len(kinds) == len(truth):
-        for kind in sorted(set(kinds.tolist()) - {""}):
-            shares = np.array([mask[i][truth[i]].mean() for i in np.flatnonzero((kinds == kind) & defective)])
-            if shares.size:
-                part = (shares > 0) & (shares < 1)
-                caught[str(kind)] = {
-                    name: round(float(np.mean(held)), 3)
-                    for name, held in (("whole", shares == 1), ("part", part), ("none", shares == 0))
-                }
+    for kind in kind_names(kinds, len(truth)):
+        shares = np.array([mask[i][truth[i]].mean() for i in np.flatnonzero((kinds == kind) & defective)])
+        if shares.size:
+            part = (shares > 0) & (shares < 1)
+            caught[kind] = {
+                name: round(float(np.mean(held)), 3)
+                for name, held in (("whole", shares == 1), ("part", part), ("none", shares == 0))
+            }
     widened = {}
     for extra in widen:
         wide = cleaning.dilate_flags(mask, extra)
