@@ -106,19 +106,45 @@ def check_one_data(seen: dict, key: tuple, record: dict, path: Path) -> None:
         )
 
 
+def scored_fits(
+    fits_dirs: list[Path], variant: str, method: str | None = None, seen: dict | None = None
+) -> dict[tuple[str, float, str, int], dict]:
+    """``(dataset, contamination, method, seed)`` → the metrics of the cached fit of that cell that scored
+    ``variant`` (:func:`scored_as`), of every method or of ``method`` only.
+
+    The one rule every reader of cached fits follows: two fits of one cell in one folder (two presets, or a refit
+    under a newer key) are refused — keep one preset per folder; a cell cached in several folders is read from the
+    first that has it; fits of one (dataset, contamination, seed) made on other data options are refused
+    (:func:`check_one_data`; give two calls one ``seen`` to hold both to the same data)."""
+    found: dict[tuple[str, float, str, int], dict] = {}
+    seen = {} if seen is None else seen
+    for folder in fits_dirs:
+        here: dict[tuple, str] = {}
+        for path in sorted(folder.glob("*.json")):
+            record = json.loads(path.read_text())
+            if method is not None and record["method"] != method:
+                continue
+            scored = scored_as(record, variant)
+            if scored is None:
+                continue
+            dataset, contamination, seed = record["dataset"], float(record["contamination"]), int(record["seed"])
+            check_one_data(seen, (dataset, contamination, seed), record, path)
+            key = (dataset, contamination, record["method"], seed)
+            if key in here:
+                raise ValueError(
+                    f"{here[key]} and {path.name} in {folder} are two fits of {key}: keep one preset per fits folder"
+                )
+            here[key] = path.name
+            found.setdefault(key, scored)
+    return found
+
+
 def read_fits(fits_dir: Path, variant: str) -> dict[tuple[str, float, str], dict[int, dict[str, float]]]:
     """``(dataset, contamination, method)`` → ``{seed: metrics}`` of the cached fits that scored ``variant``
-    (:func:`scored_as`)."""
+    (:func:`scored_fits`)."""
     rows: dict[tuple[str, float, str], dict[int, dict[str, float]]] = defaultdict(dict)
-    seen: dict = {}
-    for path in sorted(fits_dir.glob("*.json")):
-        record = json.loads(path.read_text())
-        scored = scored_as(record, variant)
-        if scored is None:
-            continue
-        key = (record["dataset"], float(record["contamination"]), record["method"])
-        check_one_data(seen, (*key, int(record["seed"])), record, path)
-        rows[key][int(record["seed"])] = {m: float(scored[m]) for m in METRICS if scored.get(m) is not None}
+    for (dataset, contamination, method, seed), scored in scored_fits([fits_dir], variant).items():
+        rows[dataset, contamination, method][seed] = {m: float(scored[m]) for m in METRICS if scored.get(m) is not None}
     return rows
 
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise import exclusion, score_variant  # noqa: E402
+from generalise_table import scored_fits  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
@@ -86,40 +87,24 @@ def oracle_record(
     return record
 
 
-def cached_fits(fits_dir: Path) -> dict[tuple, dict]:
-    """The base-scoring metrics ``benchmarks/generalise.py`` cached in ``fits_dir``, by (dataset, method,
-    contamination, seed) — read from the records, not the file names, so fits cached under an older key (a setting
-    added since) are found too."""
-    found: dict[tuple, dict] = {}
-    for path in sorted(fits_dir.glob("*.json")):
-        r = json.loads(path.read_text())
-        if "base" not in r.get("variants", {}):
-            continue
-        key = (r["dataset"], r["method"], float(r["contamination"]), int(r["seed"]))
-        if key in found:
-            raise ValueError(f"two fits of {key} in {fits_dir}: keep one preset per fits directory")
-        found[key] = r["variants"]["base"]
-    return found
-
-
 def comparison(oracle: dict[tuple, list[dict]], fits_dir: Path, compare: list[str], seeds: list[int]) -> str:
     """Per (set, contamination): seed means of the oracle, each ``compare`` method (and its gap to the oracle, over
     the seeds both have) and the clean-data plain-DDPM fit."""
     header = ["set", "contamination", "seeds", "oracle AUROC / AUPRC"]
     header += [f"{m}: AUROC / AUPRC (Δ to oracle)" for m in compare] + ["ddpm at 0 %: AUROC / AUPRC"]
-    rows, cached = [], cached_fits(fits_dir)
+    rows, cached = [], scored_fits([fits_dir], "base")
     for (dataset, c), records in sorted(oracle.items()):
         ora = {r["seed"]: r for r in records}
         row = [dataset, f"{c:g}", ",".join(str(s) for s in sorted(ora)), _means(list(ora.values()))]
         for method in compare:
-            fits = {s: cached[dataset, method, c, s] for s in ora if (dataset, method, c, s) in cached}
+            fits = {s: cached[dataset, c, method, s] for s in ora if (dataset, c, method, s) in cached}
             if not fits:
                 row.append("—")
                 continue
             gaps = [np.mean([fits[s][m] - ora[s][m] for s in fits]) for m in METRICS]
             note = "" if len(fits) == len(ora) else f", {len(fits)} seeds"
             row.append(f"{_means(list(fits.values()))} ({gaps[0]:+.4f} / {gaps[1]:+.4f}{note})")
-        clean = [cached[dataset, "ddpm", 0.0, s] for s in seeds if (dataset, "ddpm", 0.0, s) in cached]
+        clean = [cached[dataset, 0.0, "ddpm", s] for s in seeds if (dataset, 0.0, "ddpm", s) in cached]
         row.append(_means(clean) + ("" if len(clean) == len(seeds) else f" ({len(clean)} seeds)") if clean else "—")
         rows.append(row)
     return markdown_table(header, rows)

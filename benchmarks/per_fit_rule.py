@@ -39,7 +39,6 @@ It also prints the point reading (d alone against the tolerances), a reading and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -48,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import _split, check_one_data, scored_as  # noqa: E402
+from generalise_table import _split, scored_fits  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 
@@ -58,21 +57,15 @@ def paired_fits(
 ) -> list[dict]:
     """One dict per cell (dataset, contamination, seed): ``base`` = the fit of ``method`` scored as ``base``,
     ``variant`` = the fit of ``variant_method`` (``None``: the same fit) scored as ``variant``, and the variant's
-    ``map_structure_`` choice (``None`` if it records none). Cells with both, sorted; a fit cached in two folders
-    counts once. A cell whose fits (either side) were made on other data options (``generalise.py --data``) is
-    refused with a ``ValueError``: keep them in other folders."""
-    found: dict[str, dict[tuple, dict]] = {"base": {}, "variant": {}}
-    wanted = {"base": (method, base), "variant": (variant_method or method, variant)}
-    seen: dict = {}
-    for folder in fits_dirs:
-        for path in sorted(folder.glob("*.json")):
-            record = json.loads(path.read_text())
-            key = (record["dataset"], float(record["contamination"]), int(record["seed"]))
-            for side, (side_method, scoring) in wanted.items():
-                metrics = scored_as(record, scoring) if record["method"] == side_method else None
-                if metrics is not None:
-                    check_one_data(seen, key, record, path)  # both sides: one data
-                    found[side].setdefault(key, metrics)
+    ``map_structure_`` choice (``None`` if it records none). Cells with both, sorted. Read by
+    ``generalise_table.scored_fits``: a cell cached in two folders is read from the first; two fits of one cell in one
+    folder, or a cell whose fits (either side) were made on other data options (``generalise.py --data``), are refused
+    with a ``ValueError``."""
+    seen: dict = {}  # both sides: one data
+    found = {
+        side: {(d, c, s): m for (d, c, _, s), m in scored_fits(fits_dirs, scoring, side_method, seen).items()}
+        for side, side_method, scoring in (("base", method, base), ("variant", variant_method or method, variant))
+    }
     both = sorted(set(found["base"]) & set(found["variant"]))
     return [
         {

@@ -8,6 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -273,6 +274,36 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
     assert set(rows) == {("0", "ddpm"), ("0", "lucky")} and "| 0.940 | -0.050 |" in rows[("0", "ddpm")]
     assert generalise_table.main(["--fits-dir", str(tmp_path), "--seeds", "one"]) == 2
+
+
+def test_every_reader_of_cached_fits_refuses_two_fits_of_one_cell_in_a_folder(tmp_path):
+    """generalise_table, per_fit_rule and oracle_cleaning read through one scored_fits: a second fit of one cell in
+    one folder (another preset, a refit under a newer key) is refused, not silently picked; across folders the
+    first folder given is read."""
+
+    def fit(folder, name, method, auroc):
+        record = {"dataset": "toy", "contamination": 0.2, "method": method, "seed": 0}
+        record["variants"] = {"base": {"pixel_auroc": auroc, "pixel_auprc": 0.5, "sample_auroc": 0.5}}
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / f"{name}.json").write_text(json.dumps(record))
+
+    fit("a", "k1", "rddpm", 0.90)
+    fit("a", "k2", "ddpm", 0.80)
+    fit("b", "k3", "rddpm", 0.70)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert generalise_table.scored_fits([a, b], "base", "rddpm") == {("toy", 0.2, "rddpm", 0): ANY}
+    assert generalise_table.scored_fits([b, a], "base")[("toy", 0.2, "rddpm", 0)]["pixel_auroc"] == 0.70
+    (pair,) = per_fit_rule.paired_fits([a, b], "ddpm", "base", "base", "rddpm")
+    assert (pair["base"]["pixel_auroc"], pair["variant"]["pixel_auroc"]) == (0.80, 0.90)
+    fit("a", "k4", "rddpm", 0.60)
+    refused = "k1.json and k4.json in .* are two fits of .*'rddpm', 0.: keep one preset per fits folder"
+    with pytest.raises(ValueError, match=refused):
+        generalise_table.read_fits(a, "base")
+    with pytest.raises(ValueError, match=refused):
+        per_fit_rule.paired_fits([b, a], "ddpm", "base", "base", "rddpm")
+    with pytest.raises(ValueError, match=refused):
+        oracle_cleaning.comparison({("toy", 0.2): [{"seed": 0, "pixel_auroc": 1, "pixel_auprc": 1}]}, a, ["rddpm"], [0])
+    assert generalise_table.scored_fits([a], "base", "ddpm") == {("toy", 0.2, "ddpm", 0): ANY}  # one method: no clash
 
 
 def test_a_variant_is_found_by_the_scoring_it_means_not_only_by_its_name():
