@@ -129,8 +129,11 @@ def run_fit(
     models: Path | None = None,
     reuse: bool = False,
     data_options: dict | None = None,
+    model_seed: int | None = None,
 ):
     resolved = resolved_on_data(Cell(dataset, method, contamination, seed, preset), data_options)
+    if model_seed is not None:  # another network seed on the cell's data (benchmarks/model_seed.py)
+        resolved["params"]["random_state"] = model_seed
     key = resolved_key(resolved)
     path = out / f"{key}.json"
     record = json.loads(path.read_text()) if path.exists() else None
@@ -147,6 +150,8 @@ def run_fit(
         record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "variants": {}}
         if data_options:
             record["data_options"] = data_options
+        if model_seed is not None and model_seed != seed:
+            record["model_seed"] = model_seed
     saved = None if models is None else models / f"{key}.pt"
     if reuse and diffusion and saved is not None and saved.exists():
         det = type(det).load(saved, device="cpu")  # the same fit: only the new variants are scored

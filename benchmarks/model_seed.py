@@ -9,16 +9,14 @@ detector's ``random_state`` (network initialisation, training batches and noise,
 is the cell itself. Prints each fit's pixel AUROC / AUPRC, then per method their mean, standard deviation and range
 over the model seeds, and, given two methods, the paired difference (second − first) on each model seed with its
 mean and SD: a difference between two rules smaller than that SD is within what reseeding one rule moves. Each
-fit's record is cached as ``--out/<cell key>-m<k>.json`` (a rerun refits nothing it has); the table goes to
-``--out/<dataset>_<contamination>_s<seed>.md`` (atomically).
+fit is ``generalise.run_fit``'s, cached as ``--out/<cell key>.json`` (the key holds the model seed; a rerun refits
+nothing it has); the table goes to ``--out/<dataset>_<contamination>_s<seed>.md`` (atomically).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,31 +25,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise import score_variant  # noqa: E402
+from generalise import run_fit  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc")
 
 
 def fit_record(dataset: str, method: str, contamination: float, seed: int, model_seed: int, preset: str, out: Path):
-    """The test metrics of ``method`` on the cell's data with ``random_state = model_seed`` (cached in ``out``)."""
-    resolved = Cell(dataset, method, contamination, seed, preset).resolved()
-    resolved["params"]["random_state"] = model_seed
-    path = out / f"{resolved_key(resolved)}-m{model_seed}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    data = load_cell_data(resolved)
-    det = build_detector(resolved, data.dims)
-    start = time.perf_counter()
-    det.fit(data.train_x)
-    record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed}
-    record.update(model_seed=model_seed, fit_s=round(time.perf_counter() - start, 1))
-    record.update(score_variant(det, data, "base", None, None))
-    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
-    return record
+    """The test metrics of ``method`` on the cell's data with ``random_state = model_seed``: the fit of
+    ``generalise.run_fit`` (cached in ``out`` as ``<cell key>.json``; model seed = data seed is the cell itself)."""
+    record = run_fit(dataset, method, contamination, seed, preset, ["base"], out, model_seed=model_seed)
+    return {**record["variants"]["base"], "method": method, "model_seed": model_seed, "fit_s": record.get("fit_s")}
 
 
 def spread(values: list[float]) -> str:

@@ -505,15 +505,18 @@ def test_model_seed_reseeds_only_the_network_and_pairs_two_methods(tmp_path, cap
     argv = ["--dataset", "forging", "--contamination", "0.2", "--preset", "smoke", "--seed", "0"]
     fits = "rddpm;rddpm:clean_rule=test"
     assert model_seed.main([*argv, "--model-seeds", "0,1", "--fits", fits, "--out", str(tmp_path / "ms")]) == 0
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "ms").glob("*.json"))]
-    assert len(records) == 4 and {r["model_seed"] for r in records} == {0, 1}
-    by = {(r["method"], r["model_seed"]): r for r in records}
+    paths = sorted((tmp_path / "ms").glob("*.json"))
+    records = [json.loads(p.read_text()) for p in paths]
+    assert len(records) == 4 and {r.get("model_seed", r["seed"]) for r in records} == {0, 1}
+    by = {(r["method"], r.get("model_seed", r["seed"])): r["variants"]["base"] for r in records}
     generalise.main(
         ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--fits", "rddpm"]
         + ["--out", str(tmp_path / "g")]
     )
-    (cell,) = [json.loads(p.read_text()) for p in (tmp_path / "g").glob("*.json")]
-    assert by[("rddpm", 0)]["pixel_auroc"] == cell["variants"]["base"]["pixel_auroc"]
+    (path,) = (tmp_path / "g").glob("*.json")
+    assert path.name in {p.name for p in paths}  # model seed 0 on data seed 0 is the harness cell, key and all
+    cell = json.loads(path.read_text())["variants"]["base"]
+    assert [by[("rddpm", 0)][m] for m in ("pixel_auroc", "pixel_auprc")] == [cell["pixel_auroc"], cell["pixel_auprc"]]
     assert by[("rddpm", 0)]["pixel_auroc"] != by[("rddpm", 1)]["pixel_auroc"]
     text = (tmp_path / "ms" / "forging_0.2_s0.md").read_text()
     assert "rddpm:clean_rule=test − rddpm, paired by model seed" in text and "mean ± SD" in text
