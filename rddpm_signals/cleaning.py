@@ -65,6 +65,7 @@ __all__ = [
     "resolve_auto",
     "is_auto",
     "auto_prior_m",
+    "auto_dilate",
     "auto_signature",
 ]
 
@@ -74,8 +75,9 @@ AUTO = "auto"
 # What self-cleaning's "auto" settings become, by the samples' kind: 1D signals (N, C, L) and grids (images,
 # spectrograms). The 1D recipe was confirmed against the grid one on five waveform sets at 0, 20 and 30 % on fresh
 # data seeds (docs/RESULTS.md §27); on textures the "test" rule missed low-contrast defects (§20b), so grids keep it.
+# On 1D signals the dilation is the table's at most (see auto_dilate: a quarter of shorter samples).
 AUTO_CLEANING: dict[int, dict[str, object]] = {
-    1: {"rule": "test", "rounds": 10, "dilate": 16, "prior": "discord"},
+    1: {"rule": "test", "rounds": 10, "dilate": 32, "prior": "discord"},
     2: {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none"},
 }
 
@@ -85,11 +87,24 @@ def is_auto(value: object) -> bool:
     return isinstance(value, str) and value == AUTO
 
 
-def resolve_auto(settings: dict[str, object], dims: int) -> dict[str, object]:
+def resolve_auto(settings: dict[str, object], dims: int, length: int | None = None) -> dict[str, object]:
     """``settings`` (keys among ``rule``, ``rounds``, ``dilate``, ``prior``) with every ``"auto"`` value replaced by
-    :data:`AUTO_CLEANING`'s for ``dims`` (1 → 1D signals, anything else → grids)."""
-    table = AUTO_CLEANING[1 if dims == 1 else 2]
+    :data:`AUTO_CLEANING`'s for ``dims`` (1 → 1D signals, anything else → grids); on 1D signals of ``length``
+    points an ``"auto"`` dilation is :func:`auto_dilate`'s."""
+    table = dict(AUTO_CLEANING[1 if dims == 1 else 2])
+    if dims == 1 and length is not None:
+        table["dilate"] = auto_dilate(length)
     return {k: table[k] if is_auto(v) else v for k, v in settings.items()}
+
+
+def auto_dilate(length: int) -> int:
+    """``clean_dilate="auto"`` on 1D signals of ``length`` points: :data:`AUTO_CLEANING`'s 32, or a quarter of the
+    sample when that is shorter.
+
+    32 was confirmed against 16 on samples of 256 points and windows of 128 (docs/RESULTS.md §30d); on 64-point
+    samples the default measured was 16 (§29a), which a quarter keeps: a 32-point margin each way would hold out
+    all of such a sample around a single flag."""
+    return int(min(int(AUTO_CLEANING[1]["dilate"]), length // 4))
 
 
 def auto_prior_m(length: int) -> int:
@@ -102,10 +117,15 @@ def auto_prior_m(length: int) -> int:
 
 
 def auto_signature() -> str:
-    """A short digest of what the ``"auto"`` settings resolve to: :data:`AUTO_CLEANING` and
-    :func:`auto_prior_m` at every sample length up to 4096. Part of a benchmark cell's cache key (the parameters
+    """A short digest of what the ``"auto"`` settings resolve to: :data:`AUTO_CLEANING`, :func:`auto_prior_m` and
+    :func:`auto_dilate` at every sample length up to 4096. Part of a benchmark cell's cache key (the parameters
     themselves still read ``"auto"``), so a changed resolution refits the cells that use it."""
-    resolution = {"table": AUTO_CLEANING, "prior_m": [auto_prior_m(n) for n in range(2, 4097)]}
+    lengths = range(2, 4097)
+    resolution = {
+        "table": AUTO_CLEANING,
+        "prior_m": [auto_prior_m(n) for n in lengths],
+        "dilate": [auto_dilate(n) for n in lengths],
+    }
     return hashlib.sha1(json.dumps(resolution, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -161,8 +161,9 @@ class RobustDiffusion(BaseDetector):
         (docs/RESULTS.md §2). The settings that default to ``"auto"`` (``clean_rule``, ``clean_rounds``,
         ``clean_dilate``, ``clean_prior``, ``clean_prior_m``) follow the kind of sample
         (:data:`rddpm_signals.cleaning.AUTO_CLEANING`; a fit records its choice in ``clean_settings_``): for 1D
-        signals the ``"test"`` rule, 10 rounds, dilation 16 and the discord prior of 64 points (``L // 2`` if shorter);
-        for images and spectrograms the ``"share"`` rule, 5 rounds, dilation 2 and no prior (§27d). The share rule
+        signals the ``"test"`` rule, 10 rounds, dilation 32 (``L // 4`` if shorter; §30d) and the discord prior of
+        64 points (``L // 2`` if shorter); for images and spectrograms the ``"share"`` rule, 5 rounds, dilation 2
+        and no prior (§27d). The share rule
         drops the points whose per-position robust z-score exceeds ``clean_threshold`` (at most a
         ``clean_max_share`` of all points). It starts early (10 % of the steps, before the model has learnt the rare
         defects) and flags aggressively (z > 1.5, so the cap decides). The cap
@@ -441,17 +442,18 @@ class RobustDiffusion(BaseDetector):
                 f"clean_prior_m={m} exceeds the samples' length {X.shape[-1]}: pass at most {X.shape[-1]}, or 'auto'"
             )
 
-    def _auto_settings(self, dims: int) -> dict:
+    def _auto_settings(self, dims: int, length: int | None = None) -> dict:
         """``clean_rule``, ``clean_rounds``, ``clean_dilate`` and ``clean_prior`` by their short names, each
-        ``"auto"`` resolved for ``dims`` (:data:`rddpm_signals.cleaning.AUTO_CLEANING`)."""
+        ``"auto"`` resolved for ``dims``-D samples of ``length`` points along the last axis
+        (:func:`rddpm_signals.cleaning.resolve_auto`)."""
         given = {"rule": self.clean_rule, "rounds": self.clean_rounds, "dilate": self.clean_dilate}
-        return resolve_auto({**given, "prior": self.clean_prior}, dims)
+        return resolve_auto({**given, "prior": self.clean_prior}, dims, length)
 
     def _chosen_cleaning(self, X: np.ndarray, dims: int) -> dict:
         """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
         ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2 points), and ``prior_m``: the
         discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`; unused without it)."""
-        settings = self._auto_settings(dims)
+        settings = self._auto_settings(dims, X.shape[-1])
         if is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
             settings["prior"] = "none"
         m = self.clean_prior_m

@@ -9,6 +9,7 @@ from helpers import TINY_1D
 from rddpm_signals import RobustDiffusion
 from rddpm_signals.cleaning import (
     SelfCleaning,
+    auto_dilate,
     auto_prior_m,
     benjamini_hochberg,
     discord_maps,
@@ -17,6 +18,7 @@ from rddpm_signals.cleaning import (
     flag_points,
     flag_points_test,
     flag_samples,
+    resolve_auto,
 )
 from rddpm_signals.scoring import PositionNormalizer
 from rddpm_signals.subsequences import default_m, profile_maps, reference_of
@@ -142,8 +144,9 @@ def test_share_rule_is_the_old_rule_exactly():
 def test_detector_no_op_values_reproduce_the_default_fit():
     X = np.random.default_rng(4).normal(size=(10, 2, 32)).astype(np.float32)
     default = RobustDiffusion(**TINY_1D).fit(X)
-    # on 1D signals "auto" is the "test" rule, 10 rounds, dilation 16 and the discord prior of 64 points or L // 2
-    waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 16, "clean_prior": "discord"}
+    # on 1D signals "auto" is the "test" rule, 10 rounds, dilation 32 or L // 4 (8 here) and the discord prior of
+    # 64 points or L // 2
+    waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 8, "clean_prior": "discord"}
     explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=16, clean_fdr=0.01, clean_samples=False).fit(X)
     assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16}
     assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
@@ -299,6 +302,17 @@ def test_auto_prior_length_is_the_confirmed_64_points_or_half_a_shorter_sample()
     # 64 at both lengths the confirmation ran (256-point samples, the long records' 128-point windows)
     assert [auto_prior_m(n) for n in (128, 256, 512, 4096)] == [64, 64, 64, 64]
     assert [auto_prior_m(n) for n in (2, 3, 4, 5, 64, 100, 127)] == [2, 2, 2, 2, 32, 50, 63]
+
+
+def test_auto_dilation_is_the_confirmed_32_points_or_a_quarter_of_a_shorter_sample():
+    # 32 at both lengths the confirmation ran (256-point samples, 128-point windows); 16 at 64 points as measured
+    assert [auto_dilate(n) for n in (128, 256, 4096)] == [32, 32, 32]
+    assert [auto_dilate(n) for n in (2, 32, 64, 100)] == [0, 8, 16, 25]
+    assert resolve_auto({"dilate": "auto"}, dims=1, length=64) == {"dilate": 16}
+    assert resolve_auto({"dilate": "auto"}, dims=2, length=64) == {"dilate": 2}  # grids keep the table's
+    assert resolve_auto({"dilate": 5}, dims=1, length=256) == {"dilate": 5}
+    X = np.random.default_rng(5).normal(size=(6, 1, 64)).astype(np.float32)
+    assert RobustDiffusion(**TINY_1D).fit(X).clean_settings_["dilate"] == 16
 
 
 def test_bad_clean_prior_is_rejected():
