@@ -103,7 +103,7 @@ def auto_dilate(length: int) -> int:
 
     32 was confirmed against 16 on samples of 256 points and windows of 128 (docs/RESULTS.md §30d); on 64-point
     samples the default measured was 16 (§29a), which a quarter keeps: a 32-point margin each way would hold out
-    all of such a sample around a single flag."""
+    half or more of such a sample around a single flag."""
     return int(min(int(AUTO_CLEANING[1]["dilate"]), length // 4))
 
 

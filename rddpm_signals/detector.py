@@ -163,10 +163,9 @@ class RobustDiffusion(BaseDetector):
         (:data:`rddpm_signals.cleaning.AUTO_CLEANING`; a fit records its choice in ``clean_settings_``): for 1D
         signals the ``"test"`` rule, 10 rounds, dilation 32 (``L // 4`` if shorter; §30d) and the discord prior of
         64 points (``L // 2`` if shorter); for images and spectrograms the ``"share"`` rule, 5 rounds, dilation 2
-        and no prior (§27d). The share rule
-        drops the points whose per-position robust z-score exceeds ``clean_threshold`` (at most a
-        ``clean_max_share`` of all points). It starts early (10 % of the steps, before the model has learnt the rare
-        defects) and flags aggressively (z > 1.5, so the cap decides). The cap
+        and no prior (§27d). The share rule drops the points whose per-position robust z-score exceeds
+        ``clean_threshold`` (at most a ``clean_max_share`` of all points). It starts early (10 % of the steps,
+        before the model has learnt the rare defects) and flags aggressively (z > 1.5, so the cap decides). The cap
         applies *before* the dilation, and flagged points are scattered, so the share excluded is far larger than
         the cap: measured about a third of the points on forging strokes and 87–90 % on 32 × 32 images and
         spectrograms, covering 92–99 % of the defect points (``benchmarks/cleaning.py``). Excluding the same
