@@ -441,7 +441,7 @@ class RobustDiffusion(BaseDetector):
                 f"clean_prior_m={m} exceeds the samples' length {X.shape[-1]}: pass at most {X.shape[-1]}, or 'auto'"
             )
 
-    def _auto_settings(self, dims: int, length: int | None = None) -> dict:
+    def _auto_settings(self, dims: int, length: int) -> dict:
         """``clean_rule``, ``clean_rounds``, ``clean_dilate`` and ``clean_prior`` by their short names, each
         ``"auto"`` resolved for ``dims``-D samples of ``length`` points along the last axis
         (:func:`rddpm_signals.cleaning.resolve_auto`)."""
