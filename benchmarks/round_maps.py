@@ -18,6 +18,9 @@ Fits the harness cell of that spelling once, through ``generalise.run_fit`` (so 
 
 and, label-based, of the last round's mask: per defect kind the shares of its samples held out whole / in part /
 not at all, and what the mask widened by 8 or 16 more points would hold out (an offline estimate, not a refit).
+On 1D fits it also shapes the last round's own discoveries — the test rule at the fit's ``clean_fdr`` on its maps,
+without the prior — by a dilation of 16 or 32 points, or a closing (gaps of up to twice ``c`` points between flags
+of a sample filled) followed by a dilation of 16, and says what each would hold out (``shapes``; also offline).
 
 A second run with the same arguments reads the cached ``.npz`` and fits nothing.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -124,12 +128,54 @@ def last_round_catch(mask: np.ndarray, truth: np.ndarray, kinds: np.ndarray, wid
     return {"caught_by_kind": caught, "widened": widened}
 
 
+SHAPES = (
+    ("dilate 16", 0, 16),
+    ("dilate 32", 0, 32),
+    ("close 16 + dilate 16", 16, 16),
+    ("close 32 + dilate 16", 32, 16),
+    ("close 64 + dilate 16", 64, 16),
+)
+
+
+def close_flags(flagged: np.ndarray, close: int) -> np.ndarray:
+    """Bool ``(N, L)``: ``flagged`` with the gaps of up to ``2 * close`` points between two flags of one sample
+    filled (a morphological closing along the points that never erodes a flag, not even at the sample's ends)."""
+    if close <= 0:
+        return flagged
+    size = (1, 2 * close + 1)
+    grown = ndimage.maximum_filter(flagged, size=size, mode="constant")
+    return flagged | ndimage.minimum_filter(grown, size=size, mode="nearest")
+
+
+def mask_shapes(maps: np.ndarray, sigma: float, fdr: float, truth: np.ndarray) -> dict:
+    """What the test rule's discoveries on ``maps`` ``(N, L)`` (at ``fdr``, smoothed by ``sigma``), shaped by each of
+    :data:`SHAPES`, would hold out: the defect points of ``truth`` ``(N, L)``, the normal points of the defective
+    samples and the points of the normal samples (an offline estimate: no prior, no refit)."""
+    found = cleaning.benjamini_hochberg(stats.norm.sf(cleaning._log_z(maps, sigma)), fdr)
+    defective = truth.any(axis=1)
+    beside = truth.copy()
+    beside[defective] = ~truth[defective]  # the normal points of the defective samples
+    shares = {}
+    for name, close, dilate in SHAPES:
+        held = cleaning.dilate_flags(close_flags(found, close), dilate)
+        shares[name] = {
+            key: round(float(held[where].mean()), 4) if where.any() else None
+            for key, where in (
+                ("defect_recall", truth),
+                ("beside_defects", beside & defective[:, None]),
+                ("normal_samples", np.broadcast_to(~defective[:, None], truth.shape)),
+            )
+        }
+    return shares
+
+
 def run(args: argparse.Namespace) -> dict:
     data_options = parse_data_options(args.data)
     cell = Cell(args.dataset, args.method, args.contamination, args.seed, args.preset)
     resolved = resolved_on_data(cell, data_options)
     data = load_cell_data(resolved)
-    if not getattr(build_detector(resolved, data.dims), "self_clean", False):
+    detector = build_detector(resolved, data.dims)
+    if not getattr(detector, "self_clean", False):
         raise ValueError(f"{args.method!r} has no self-cleaning rounds to record: use a method that self-cleans")
     out = Path(args.out)  # created by the first write (atomic_path)
     saved = out / f"{resolved_key(resolved)}.npz"
@@ -158,6 +204,8 @@ def run(args: argparse.Namespace) -> dict:
     truth = np.asarray(data.train_mask).reshape(masks.shape[1:])
     kinds = np.asarray(data.meta.get("train_defect", ()))
     summary = {"steps": steps.tolist(), **round_summary(maps, masks, sigma, truth, kinds)}
+    if truth.ndim == 2:
+        summary["shapes"] = mask_shapes(maps[-1].astype(np.float64), sigma, detector.clean_fdr, truth)
     summary["test"] = record["variants"]["base"]
     atomic_write_text(saved.with_suffix(".rounds.json"), json.dumps(summary, indent=1, sort_keys=True))
     return summary
@@ -190,6 +238,9 @@ def print_summary(summary: dict) -> None:
             f"last mask widened by {extra}: defect points held out {'—' if recall is None else f'{recall:.3f}'}, "
             f"normal samples' points {'—' if normal is None else f'{normal:.4f}'}"
         )
+    for name, held in summary.get("shapes", {}).items():
+        figures = ", ".join(f"{k.replace('_', ' ')} {'—' if v is None else f'{v:.3f}'}" for k, v in held.items())
+        print(f"last round's discoveries, {name}: {figures}")
     print(
         f"left-in defect points: {summary['left_in_defect_points']}; test pixel AUROC {test['pixel_auroc']:.3f}, "
         f"AUPRC {test['pixel_auprc']:.3f}"

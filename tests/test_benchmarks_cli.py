@@ -740,6 +740,36 @@ def test_round_maps_follows_left_in_defect_points_from_round_to_round():
     assert caught["caught_by_kind"]["dropout"]["whole"] == 1.0 and caught["widened"]["2"]["defect_recall"] == 1.0
 
 
+def test_round_maps_closing_fills_gaps_between_flags_of_a_sample_and_never_erodes_one():
+    flags = np.zeros((3, 20), dtype=bool)
+    flags[0, [0, 4]] = True  # a gap of 3 points from the sample's first point
+    flags[1, [5, 12]] = True  # a gap of 6
+    flags[2, 19] = True  # a lone flag at the last point
+    closed = round_maps.close_flags(flags, 2)
+    assert closed[0].tolist() == [True] * 5 + [False] * 15  # 3 <= 2 * 2: filled
+    assert closed[1].tolist() == flags[1].tolist()  # 6 > 4: left open, nothing added outside
+    assert closed[2].tolist() == flags[2].tolist()  # the end flag kept
+    assert np.array_equal(round_maps.close_flags(flags, 3)[1, 5:13], np.ones(8, dtype=bool))
+    assert round_maps.close_flags(flags, 0) is flags
+
+
+def test_round_maps_mask_shapes_split_what_each_shape_holds_out():
+    """60 samples of 64 points with flat maps; sample 0 has a defect at points 10-29 whose map stands out at its two
+    ends only (points 10-12 and 27-29): closing the gap catches the whole defect, a dilation of 16 catches it too
+    but holds out the normal points beside it."""
+    rng = np.random.default_rng(1)
+    maps = 1 + 0.01 * rng.random((60, 64))
+    maps[0, 10:13] = maps[0, 27:30] = 100.0
+    truth = np.zeros((60, 64), dtype=bool)
+    truth[0, 10:30] = True
+    shapes = round_maps.mask_shapes(maps, 0.5, 0.01, truth)
+    assert shapes["close 16 + dilate 16"]["defect_recall"] == 1.0
+    assert shapes["dilate 16"]["defect_recall"] == 1.0
+    assert shapes["dilate 32"]["beside_defects"] >= shapes["dilate 16"]["beside_defects"] > 0
+    assert all(s["normal_samples"] == 0 for s in shapes.values())
+    assert round_maps.mask_shapes(maps, 0.5, 0.01, np.zeros_like(truth))["dilate 16"]["defect_recall"] is None
+
+
 def test_round_maps_records_the_rounds_of_the_same_fit_and_reads_them_back(tmp_path, monkeypatch, capsys):
     """Recording the rounds does not change the fit (the generalise.py row of the same cell), keeps one map per
     round, and a second run reads the cache instead of refitting."""
@@ -754,7 +784,9 @@ def test_round_maps_records_the_rounds_of_the_same_fit_and_reads_them_back(tmp_p
     plain = generalise.run_fit("dev_signals", "rddpm", 0.3, 0, "smoke", ["base"], tmp_path / "plain")
     metrics = ("pixel_auroc", "pixel_auprc", "sample_auroc")
     assert [summary["test"][k] for k in metrics] == [plain["variants"]["base"][k] for k in metrics]
-    assert "left-in defect points" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "left-in defect points" in printed and "last round's discoveries, close 32 + dilate 16" in printed
+    assert set(summary["shapes"]) == {name for name, _, _ in round_maps.SHAPES}
     monkeypatch.setattr(round_maps, "run_fit", lambda *a, **k: pytest.fail("refitted a cached cell"))
     assert round_maps.main([*argv, "--out", str(tmp_path / "rounds")]) == 0
     with pytest.raises(ValueError, match="no self-cleaning rounds"):
