@@ -90,9 +90,11 @@ def is_auto(value: object) -> bool:
 def resolve_auto(settings: dict[str, object], dims: int, length: int | None = None) -> dict[str, object]:
     """``settings`` (keys among ``rule``, ``rounds``, ``dilate``, ``prior``) with every ``"auto"`` value replaced by
     :data:`AUTO_CLEANING`'s for ``dims`` (1 → 1D signals, anything else → grids); on 1D signals of ``length``
-    points an ``"auto"`` dilation is :func:`auto_dilate`'s."""
+    points an ``"auto"`` dilation is :func:`auto_dilate`'s (so it needs ``length``)."""
     table = dict(AUTO_CLEANING[1 if dims == 1 else 2])
-    if dims == 1 and length is not None:
+    if dims == 1 and is_auto(settings.get("dilate")):
+        if length is None:
+            raise ValueError("an 'auto' clean_dilate on 1D signals depends on the sample length: pass length=")
         table["dilate"] = auto_dilate(length)
     return {k: table[k] if is_auto(v) else v for k, v in settings.items()}
 

@@ -311,6 +311,9 @@ def test_auto_dilation_is_the_confirmed_32_points_or_a_quarter_of_a_shorter_samp
     assert resolve_auto({"dilate": "auto"}, dims=1, length=64) == {"dilate": 16}
     assert resolve_auto({"dilate": "auto"}, dims=2, length=64) == {"dilate": 2}  # grids keep the table's
     assert resolve_auto({"dilate": 5}, dims=1, length=256) == {"dilate": 5}
+    assert resolve_auto({"rule": "auto"}, dims=1) == {"rule": "test"}  # no length needed without the dilation
+    with pytest.raises(ValueError, match="pass length="):
+        resolve_auto({"dilate": "auto"}, dims=1)
     X = np.random.default_rng(5).normal(size=(6, 1, 64)).astype(np.float32)
     assert RobustDiffusion(**TINY_1D).fit(X).clean_settings_["dilate"] == 16
 
