@@ -6,9 +6,11 @@ the first step and nothing else flagged — what a perfect cleaning rule would r
 
 Each oracle fit is the harness cell of ``--method`` (default ``rddpm``: its network, schedule, steps and seeds, one
 torch thread) with the cleaning rule replaced: the true training mask, dilated by ``--dilate`` points, is held out
-from step 0 and no point is flagged by the maps. It reads the training labels, so it is a reference, never a method.
-Cached as ``--out/<cell key>-oracle-d<dilate>.json`` (a rerun refits nothing).
-The comparison is also written to ``--out/<sets>_<preset>[_<method>]_d<dilate>.md``.
+from step 0 and no point is flagged by the maps. With ``--whole-samples`` every training sample holding a true
+defect point is held out whole instead (as dropping the contaminated windows of a long record would). It reads the
+training labels, so it is a reference, never a method.
+Cached as ``--out/<cell key>-oracle-d<dilate>[-whole].json`` (a rerun refits nothing).
+The comparison is also written to ``--out/<sets>_<preset>[_<method>]_d<dilate>[_whole].md``.
 
 With ``--fits-dir`` (the cache of ``benchmarks/generalise.py``), per (set, contamination) it prints the mean over the
 seeds of the oracle and of each ``--compare`` method fitted on the same cells (base scoring), with each method's
@@ -63,12 +65,29 @@ def held_out(mask: np.ndarray) -> Iterator[None]:
         cleaning.SelfCleaning.__init__, cleaning.SelfCleaning._flag = init, flag
 
 
+def oracle_mask(truth: np.ndarray, dilate: int, whole_samples: bool) -> np.ndarray:
+    """Bool ``(N, …grid)``: the true defect points ``truth`` dilated by ``dilate``, or with ``whole_samples`` every
+    point of each sample that holds one."""
+    truth = np.asarray(truth, dtype=bool)
+    if whole_samples:
+        holds = truth.reshape(len(truth), -1).any(axis=1)
+        return np.broadcast_to(holds.reshape((-1,) + (1,) * (truth.ndim - 1)), truth.shape).copy()
+    return cleaning.dilate_flags(truth, dilate)
+
+
 def oracle_record(
-    dataset: str, method: str, contamination: float, seed: int, preset: str, dilate: int, out: Path
+    dataset: str,
+    method: str,
+    contamination: float,
+    seed: int,
+    preset: str,
+    dilate: int,
+    out: Path,
+    whole_samples: bool = False,
 ) -> dict:
     """The test metrics of the oracle fit of one cell (cached in ``out``)."""
     cell = Cell(dataset, method, contamination, seed, preset)
-    path = out / f"{cell.key()}-oracle-d{dilate}.json"
+    path = out / f"{cell.key()}-oracle-d{dilate}{'-whole' if whole_samples else ''}.json"
     if path.exists():
         return json.loads(path.read_text())
     resolved = cell.resolved()
@@ -76,11 +95,12 @@ def oracle_record(
     det = build_detector(resolved, data.dims)
     if not getattr(det, "self_clean", False):
         raise ValueError(f"{method!r} does not self-clean: the oracle replaces a cleaning rule, pick one that has one")
-    mask = cleaning.dilate_flags(np.asarray(data.train_mask, dtype=bool), dilate)
+    mask = oracle_mask(data.train_mask, dilate, whole_samples)
     start = time.perf_counter()
     with held_out(mask):
         det.fit(data.train_x)
     record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "dilate": dilate}
+    record["whole_samples"] = whole_samples
     record.update(fit_s=round(time.perf_counter() - start, 1), **exclusion(det, data))
     record.update(score_variant(det, data, "base", None, None))
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
@@ -122,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="robust")
     p.add_argument("--method", default="rddpm", help="the harness method whose cleaning the oracle replaces")
     p.add_argument("--dilate", type=int, default=0, help="grow the true mask by this many points (default 0)")
+    p.add_argument("--whole-samples", action="store_true", help="hold out every sample with a defect point, whole")
     p.add_argument("--fits-dir", default=None, help="benchmarks/generalise.py's cache, for the comparison")
     p.add_argument("--compare", default="rddpm", help="methods cached there, separated by ';'")
     p.add_argument("--out", default="results/oracle")
     args = p.parse_args(argv)
     if args.dilate < 0:
         p.error(f"--dilate must be >= 0, got {args.dilate}")
+    if args.whole_samples and args.dilate:
+        p.error("--whole-samples holds out whole samples: leave --dilate at 0")
     torch.set_num_threads(1)  # as the harness's workers: identical floating-point results
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         for c in [float(x) for x in args.contamination.split(",")]:
             for seed in seeds:
-                r = oracle_record(dataset, args.method, c, seed, args.preset, args.dilate, out)
+                r = oracle_record(dataset, args.method, c, seed, args.preset, args.dilate, out, args.whole_samples)
                 oracle.setdefault((dataset, c), []).append(r)
                 print(
                     f"{dataset} {c:g} s{seed}: oracle {r['pixel_auroc']:.4f} / {r['pixel_auprc']:.4f} "
@@ -148,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         text = comparison(oracle, Path(args.fits_dir), compare, seeds) + "\n"
         print(text, end="")
         method = "" if args.method == "rddpm" else "_" + re.sub(r"[^\w=.-]+", "_", args.method)
-        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_d{args.dilate}.md"
+        whole = "_whole" if args.whole_samples else ""
+        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_d{args.dilate}{whole}.md"
         atomic_write_text(out / name, text)
     return 0
 

@@ -651,6 +651,23 @@ def test_oracle_cleaning_holds_out_exactly_the_true_mask(tmp_path, capsys, monke
         oracle_cleaning.main([*argv, "--method", "ddpm", "--out", str(tmp_path / "o2")])
 
 
+def test_oracle_cleaning_can_hold_out_whole_contaminated_samples(tmp_path):
+    truth = np.zeros((4, 10), dtype=bool)
+    truth[1, 3] = truth[3, 7:9] = True
+    whole = oracle_cleaning.oracle_mask(truth, 0, whole_samples=True)
+    assert whole.all(axis=1).tolist() == [False, True, False, True] and not whole[[0, 2]].any()
+    assert np.array_equal(oracle_cleaning.oracle_mask(truth, 0, whole_samples=False), truth)
+    argv = ["--datasets", "forging", "--contamination", "0.2", "--preset", "smoke", "--seeds", "0"]
+    assert oracle_cleaning.main([*argv, "--whole-samples", "--out", str(tmp_path)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*-oracle-d0-whole.json")]
+    from rddpm_signals.harness.cells import Cell, load_cell_data
+
+    truth = np.asarray(load_cell_data(Cell("forging", "rddpm", 0.2, 0, "smoke").resolved()).train_mask, dtype=bool)
+    assert record["whole_samples"] and record["excluded"] == pytest.approx(float(truth.any(axis=1).mean()))
+    with pytest.raises(SystemExit):
+        oracle_cleaning.main([*argv, "--whole-samples", "--dilate", "2", "--out", str(tmp_path)])
+
+
 def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     """The benchmark's flags are the ones ``RobustDiffusion(clean_prior="discord")`` holds out (same normalisation,
     same settings), measured against the training labels; the table is printed and written."""
