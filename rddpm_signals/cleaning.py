@@ -16,7 +16,9 @@ Two rules choose the flagged points (``SelfCleaning(rule=…)``):
 Either rule can also drop whole training samples (:func:`flag_samples`): a sample whose map as a whole is unlike
 the bulk — its mean (a sample of another kind) or its upper tail (a localised defect) — by the same test across
 samples. ``samples="two_sided"`` also drops samples whose map mean is unusually *low*: a sample of another, simpler
-kind can be reconstructed more easily than the normal ones (docs/RESULTS.md §18).
+kind can be reconstructed more easily than the normal ones (docs/RESULTS.md §18). ``samples="flagged"`` drops every
+sample that holds a flagged point (the prior's included), so the network never sees a flagged defect even as the
+context of the points around it (docs/RESULTS.md §31e).
 
 A prior that needs no model (:func:`flag_discords`, 1D): the points whose matrix-profile distance to the other half
 of the training set is significant by the ``"test"`` rule. Held out from the first step and in every round, it
@@ -239,7 +241,7 @@ def flag_discords(
     return flag_discord_maps(discord_maps(Z, max_reference, m), fdr, dilate, sigma)
 
 
-SAMPLE_RULES = (False, True, "two_sided")
+SAMPLE_RULES = (False, True, "two_sided", "flagged")
 
 
 def check_cleaning_settings(
@@ -380,7 +382,7 @@ class SelfCleaning:
             mask = flag_points(maps, self.threshold, self.max_share, self.dilate)
         else:
             mask = flag_points_test(maps, self.fdr, self.dilate, self.sigma)
-        if not self.samples:
+        if self.samples in (False, "flagged"):
             return mask, 0
         keep = self.dropped if self.sample_sticky else None
         drop = flag_samples(
@@ -407,5 +409,9 @@ class SelfCleaning:
             self.mask, dropped = self._flag(self._maps(ema))
             if self.prior is not None:
                 self.mask |= self.prior
+        if self.samples == "flagged":
+            holds = self.mask.reshape(len(self.mask), -1).any(axis=1)
+            self.mask[holds] = True
+            dropped = int(holds.sum())
         self.history.append((self._step, float(self.mask.mean()), dropped))
         return torch.from_numpy(~self.mask).float().unsqueeze(1)

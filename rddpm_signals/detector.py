@@ -194,7 +194,9 @@ class RobustDiffusion(BaseDetector):
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
     clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
         among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
-        is unusually low (samples of another, simpler kind, which the network reconstructs more easily).
+        is unusually low (samples of another, simpler kind, which the network reconstructs more easily);
+        ``"flagged"`` instead drops every sample that holds a flagged point (``clean_prior``'s included), so no
+        flagged defect reaches the network even as the context of its neighbours (a candidate, docs/RESULTS.md §31e).
     clean_sample_refine: with ``clean_samples``, estimate the bulk again without the samples already dropped until
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round

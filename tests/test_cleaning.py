@@ -123,6 +123,36 @@ def test_sticky_sample_drops_survive_a_round_where_the_samples_no_longer_stand_o
     assert "dropped" not in cleaner(True).state_dict()
 
 
+def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_included():
+    maps = _noise_maps((60, 64), seed=5)
+    maps[3, 10:14] *= 40.0  # a localised defect: flagged points in sample 3 only
+    prior = np.zeros((60, 64), dtype=bool)
+    prior[7, 50] = True  # the prior holds out one point of sample 7
+    common = {"start": 0.0, "rounds": 2, "threshold": 1.5, "max_share": 0.1, "dilate": 0, "rule": "test"}
+    cleaner = SelfCleaning(lambda ema: maps, 20, **common, prior=prior, samples="flagged")
+    assert cleaner.due(0)
+    weights = cleaner(None)[:, 0]  # step 0: the prior alone, whole samples
+    assert weights[7].eq(0).all() and weights.sum() == 59 * 64
+    assert cleaner.due(10)
+    weights = cleaner(None)[:, 0]
+    assert weights[[3, 7]].eq(0).all() and weights.sum() == 58 * 64
+    assert [dropped for _, _, dropped in cleaner.history] == [1, 2]
+    points = SelfCleaning(lambda ema: maps, 20, **common, prior=prior)  # without: the flagged points only
+    for step in (0, 10):
+        points.due(step)
+        weights = points(None)[:, 0]
+    assert 0 < (weights[3] == 0).sum() < 64 and (weights[7] == 0).sum() == 1
+    rng = np.random.default_rng(9)
+    X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
+    X[2, 0, 20:30] = 1.5
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_samples": "flagged"}
+    det = RobustDiffusion(**params).fit(X)  # the 1D "auto" recipe, samples dropped whole
+    held = det.clean_mask_.reshape(16, -1)
+    assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
+    with pytest.raises(ValueError, match="clean_samples"):
+        SelfCleaning(lambda ema: maps, 20, **common, samples="all")
+
+
 def test_benjamini_hochberg_step_up():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     # m = 10, q = 0.05: thresholds 0.005, 0.01, 0.015, …; the largest k with p_(k) <= k q / m is k = 2
