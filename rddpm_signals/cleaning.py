@@ -411,6 +411,11 @@ class SelfCleaning:
                 self.mask |= self.prior
         if self.samples == "flagged":
             holds = self.mask.reshape(len(self.mask), -1).any(axis=1)
+            if holds.all():
+                raise ValueError(
+                    "clean_samples='flagged' found a flagged point in every training sample, which leaves nothing to"
+                    " train on: use clean_rule='test' (it flags little on clean data) or another clean_samples"
+                )
             self.mask[holds] = True
             dropped = int(holds.sum())
         self.history.append((self._step, float(self.mask.mean()), dropped))

@@ -151,6 +151,10 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
     assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
     with pytest.raises(ValueError, match="clean_samples"):
         SelfCleaning(lambda ema: maps, 20, **common, samples="all")
+    everywhere = SelfCleaning(lambda ema: maps, 20, **common, prior=np.ones((60, 64), dtype=bool), samples="flagged")
+    everywhere.due(0)
+    with pytest.raises(ValueError, match="every training sample"):
+        everywhere(None)
 
 
 def test_benjamini_hochberg_step_up():
