@@ -153,8 +153,7 @@ def mask_shapes(maps: np.ndarray, sigma: float, fdr: float, truth: np.ndarray) -
     samples and the points of the normal samples (an offline estimate: no prior, no refit)."""
     found = cleaning.benjamini_hochberg(stats.norm.sf(cleaning._log_z(maps, sigma)), fdr)
     defective = truth.any(axis=1)
-    beside = truth.copy()
-    beside[defective] = ~truth[defective]  # the normal points of the defective samples
+    beside = ~truth & defective[:, None]  # the normal points of the defective samples
     shares = {}
     for name, close, dilate in SHAPES:
         held = cleaning.dilate_flags(close_flags(found, close), dilate)
@@ -162,7 +161,7 @@ def mask_shapes(maps: np.ndarray, sigma: float, fdr: float, truth: np.ndarray) -
             key: round(float(held[where].mean()), 4) if where.any() else None
             for key, where in (
                 ("defect_recall", truth),
-                ("beside_defects", beside & defective[:, None]),
+                ("beside_defects", beside),
                 ("normal_samples", np.broadcast_to(~defective[:, None], truth.shape)),
             )
         }
