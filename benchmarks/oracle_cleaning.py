@@ -70,8 +70,9 @@ def oracle_mask(truth: np.ndarray, dilate: int, whole_samples: bool) -> np.ndarr
     point of each sample that holds one."""
     truth = np.asarray(truth, dtype=bool)
     if whole_samples:
-        holds = truth.reshape(len(truth), -1).any(axis=1)
-        return np.broadcast_to(holds.reshape((-1,) + (1,) * (truth.ndim - 1)), truth.shape).copy()
+        mask = np.zeros_like(truth)
+        mask[cleaning.samples_holding(truth)] = True
+        return mask
     return cleaning.dilate_flags(truth, dilate)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "flag_points_test",
     "flag_samples",
     "dilate_flags",
+    "samples_holding",
     "flag_discords",
     "discord_maps",
     "flag_discord_maps",
@@ -140,6 +141,11 @@ def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:
         size = (1,) + (2 * dilate + 1,) * (flagged.ndim - 1)
         flagged = ndimage.maximum_filter(flagged, size=size, mode="constant")
     return flagged
+
+
+def samples_holding(flagged: np.ndarray) -> np.ndarray:
+    """Bool ``(N,)``: the samples of ``flagged`` ``(N, …grid)`` that hold at least one flagged point."""
+    return flagged.reshape(len(flagged), -1).any(axis=1)
 
 
 def flag_points(maps: np.ndarray, threshold: float, max_share: float, dilate: int) -> np.ndarray:
@@ -410,7 +416,7 @@ class SelfCleaning:
             if self.prior is not None:
                 self.mask |= self.prior
         if self.samples == "flagged":
-            holds = self.mask.reshape(len(self.mask), -1).any(axis=1)
+            holds = samples_holding(self.mask)
             if holds.all():
                 raise ValueError(
                     "clean_samples='flagged' found a flagged point in every training sample, which leaves nothing to"
