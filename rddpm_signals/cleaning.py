@@ -323,7 +323,9 @@ class SelfCleaning:
     ``rule`` is ``"share"`` (``threshold``, ``max_share``) or ``"test"`` (``fdr``, on maps
     smoothed by ``sigma``); ``samples`` (``True`` or ``"two_sided"``) also drops whole samples that
     :func:`flag_samples` flags at ``fdr`` (``sample_refine``: its masking-resistant form; ``sample_sticky``: a
-    sample once dropped stays dropped in every later round).
+    sample once dropped stays dropped in every later round); ``"flagged"`` drops every sample holding a flagged point
+    (the prior's included) whole, in a round where they are at most half of the samples (else that round keeps its
+    flagged points only).
     ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
     keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
@@ -417,12 +419,10 @@ class SelfCleaning:
                 self.mask |= self.prior
         if self.samples == "flagged":
             holds = samples_holding(self.mask)
-            if holds.all():
-                raise ValueError(
-                    "clean_samples='flagged' found a flagged point in every training sample, which leaves nothing to"
-                    " train on: use clean_rule='test' (it flags little on clean data) or another clean_samples"
-                )
-            self.mask[holds] = True
-            dropped = int(holds.sum())
+            # Whole samples go only while they are a minority: past half, the round keeps its flagged points (as
+            # clean_samples=False), so the training set never shrinks to a remnant or to nothing.
+            if 2 * holds.sum() <= len(holds):
+                self.mask[holds] = True
+                dropped = int(holds.sum())
         self.history.append((self._step, float(self.mask.mean()), dropped))
         return torch.from_numpy(~self.mask).float().unsqueeze(1)

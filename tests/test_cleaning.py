@@ -151,10 +151,17 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
     assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
     with pytest.raises(ValueError, match="clean_samples"):
         SelfCleaning(lambda ema: maps, 20, **common, samples="all")
-    everywhere = SelfCleaning(lambda ema: maps, 20, **common, prior=np.ones((60, 64), dtype=bool), samples="flagged")
-    everywhere.due(0)
-    with pytest.raises(ValueError, match="every training sample"):
-        everywhere(None)
+    # flags in most samples: whole samples go only while they are at most half, else the round keeps the points
+    widespread = np.zeros((60, 64), dtype=bool)
+    widespread[:31, 0] = True
+    for count, whole in ((30, True), (31, False)):
+        prior = widespread.copy()
+        prior[count:31] = False
+        cleaner = SelfCleaning(lambda ema: maps, 20, **common, prior=prior, samples="flagged")
+        cleaner.due(0)
+        weights = cleaner(None)[:, 0]
+        assert weights.sum() == (60 - count) * 64 if whole else 60 * 64 - count
+        assert cleaner.history[-1][2] == (count if whole else 0)
 
 
 def test_benjamini_hochberg_step_up():
