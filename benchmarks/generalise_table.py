@@ -266,7 +266,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows = {k: {s: m for s, m in v.items() if s in wanted} for k, v in rows.items()}
         rows = {k: v for k, v in rows.items() if v}
-    table = build_table(rows, _split(args.datasets), _split(args.methods))
+    datasets, methods = _split(args.datasets), _split(args.methods)
+    for option, names, position in (("--datasets", datasets, 0), ("--methods", methods, 2)):
+        missing = [n for n in names or () if n not in {k[position] for k in rows}]
+        if missing:  # a typo, or a list written with ',' between names, would otherwise print an empty table
+            print(
+                f"error: {option}: no cached fit of {', '.join(map(repr, missing))} in {fits_dir}"
+                f"{' for those seeds' if args.seeds else ''}: check the names and separate them with ';'",
+                file=sys.stderr,
+            )
+            return 2
+    table = build_table(rows, datasets, methods)
     print(table, end="")
     if args.out:
         atomic_write_text(Path(args.out), table)

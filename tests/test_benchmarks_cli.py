@@ -274,6 +274,13 @@ def test_generalise_table_means_seeds_and_measures_gaps_to_the_best_clean_fit(tm
     rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in capsys.readouterr().out.splitlines()[2:]}
     assert set(rows) == {("0", "ddpm"), ("0", "lucky")} and "| 0.940 | -0.050 |" in rows[("0", "ddpm")]
     assert generalise_table.main(["--fits-dir", str(tmp_path), "--seeds", "one"]) == 2
+    # names that match no cached fit are an error, not an empty table: a typo, or names separated by ','
+    capsys.readouterr()
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--datasets", "toy,other"]) == 2
+    assert "no cached fit of 'toy,other'" in capsys.readouterr().err
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--methods", "ddpm;rdpm"]) == 2
+    assert "no cached fit of 'rdpm'" in capsys.readouterr().err
+    assert generalise_table.main(["--fits-dir", str(tmp_path), "--datasets", "toy", "--methods", "ddpm;rddpm"]) == 0
 
 
 def test_every_reader_of_cached_fits_refuses_two_fits_of_one_cell_in_a_folder(tmp_path):
