@@ -160,7 +160,7 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
         cleaner = SelfCleaning(lambda ema: maps, 20, **common, prior=prior, samples="flagged")
         cleaner.due(0)
         weights = cleaner(None)[:, 0]
-        assert weights.sum() == (60 - count) * 64 if whole else 60 * 64 - count
+        assert weights.sum() == ((60 - count) * 64 if whole else 60 * 64 - count)
         assert cleaner.history[-1][2] == (count if whole else 0)
 
 
