@@ -10,7 +10,7 @@ from step 0 and no point is flagged by the maps. With ``--whole-samples`` every 
 defect point is held out whole instead (as dropping the contaminated windows of a long record would). It reads the
 training labels, so it is a reference, never a method.
 Cached as ``--out/<cell key>-oracle-d<dilate>[-whole].json`` (a rerun refits nothing).
-The comparison is also written to ``--out/<sets>_<preset>[_<method>]_d<dilate>[_whole].md``.
+The comparison is also written to ``--out/<sets>_<preset>[_<method>]_c<contaminations>_d<dilate>[_whole].md``.
 
 With ``--fits-dir`` (the cache of ``benchmarks/generalise.py``), per (set, contamination) it prints the mean over the
 seeds of the oracle and of each ``--compare`` method fitted on the same cells (base scoring), with each method's
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text, end="")
         method = "" if args.method == "rddpm" else "_" + re.sub(r"[^\w=.-]+", "_", args.method)
         whole = "_whole" if args.whole_samples else ""
-        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_d{args.dilate}{whole}.md"
+        levels = "-".join(f"{c:g}" for c in sorted({c for _, c in oracle}))  # so another level writes its own file
+        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_c{levels}_d{args.dilate}{whole}.md"
         atomic_write_text(out / name, text)
     return 0
 

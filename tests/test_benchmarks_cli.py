@@ -646,7 +646,7 @@ def test_oracle_cleaning_holds_out_exactly_the_true_mask(tmp_path, capsys, monke
     text = capsys.readouterr().out
     gap = cached["variants"]["base"]["pixel_auroc"] - record["pixel_auroc"]
     assert f"({gap:+.4f} / " in text and "| forging | 0.2 | 0 |" in text
-    assert (tmp_path / "o" / "forging_smoke_d0.md").read_text() in text
+    assert (tmp_path / "o" / "forging_smoke_c0.2_d0.md").read_text() in text  # one file per contamination level
 
     def refuse(*args, **kwargs):
         raise AssertionError("refitted")
