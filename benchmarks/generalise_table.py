@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = {k: v for k, v in rows.items() if v}
     datasets, methods = _split(args.datasets), _split(args.methods)
     for option, names, position in (("--datasets", datasets, 0), ("--methods", methods, 2)):
-        missing = [n for n in names or () if n not in {k[position] for k in rows}]
+        found = {k[position] for k in rows}
+        missing = [n for n in names or () if n not in found]
         if missing:  # a typo, or a list written with ',' between names, would otherwise print an empty table
             print(
                 f"error: {option}: no cached fit of {', '.join(map(repr, missing))} in {fits_dir}"

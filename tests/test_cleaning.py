@@ -152,11 +152,9 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
     with pytest.raises(ValueError, match="clean_samples"):
         SelfCleaning(lambda ema: maps, 20, **common, samples="all")
     # flags in most samples: whole samples go only while they are at most half, else the round keeps the points
-    widespread = np.zeros((60, 64), dtype=bool)
-    widespread[:31, 0] = True
     for count, whole in ((30, True), (31, False)):
-        prior = widespread.copy()
-        prior[count:31] = False
+        prior = np.zeros((60, 64), dtype=bool)
+        prior[:count, 0] = True
         cleaner = SelfCleaning(lambda ema: maps, 20, **common, prior=prior, samples="flagged")
         cleaner.due(0)
         weights = cleaner(None)[:, 0]
