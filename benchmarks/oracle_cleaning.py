@@ -9,8 +9,13 @@ torch thread) with the cleaning rule replaced: the true training mask, dilated b
 from step 0 and no point is flagged by the maps. With ``--whole-samples`` every training sample holding a true
 defect point is held out whole instead (as dropping the contaminated windows of a long record would). It reads the
 training labels, so it is a reference, never a method.
-Cached as ``--out/<cell key>-oracle-d<dilate>[-whole].json`` (a rerun refits nothing).
-The comparison is also written to ``--out/<sets>_<preset>[_<method>]_c<contaminations>_d<dilate>[_whole].md``.
+With ``--mask-from C`` the mask is that of the same set and seed at contamination ``C`` while the fit is of the
+``--contamination`` cell (normally 0, the clean draw): a data-quantity control — the clean record with exactly the
+samples (``--whole-samples``) or points the contaminated draw's perfect cleaning loses, held out. It needs both draws
+to have the same number and shape of training samples (the long records' windows do).
+Cached as ``--out/<cell key>-oracle-d<dilate>[-whole][-from<C>].json`` (a rerun refits nothing).
+The comparison is also written to
+``--out/<sets>_<preset>[_<method>]_c<contaminations>_d<dilate>[_whole][_from<C>].md``.
 
 With ``--fits-dir`` (the cache of ``benchmarks/generalise.py``), per (set, contamination) it prints the mean over the
 seeds of the oracle and of each ``--compare`` method fitted on the same cells (base scoring), with each method's
@@ -85,10 +90,13 @@ def oracle_record(
     dilate: int,
     out: Path,
     whole_samples: bool = False,
+    mask_from: float | None = None,
 ) -> dict:
-    """The test metrics of the oracle fit of one cell (cached in ``out``)."""
+    """The test metrics of the oracle fit of one cell (cached in ``out``); ``mask_from``: take the true mask from
+    the same set and seed at that contamination instead."""
     cell = Cell(dataset, method, contamination, seed, preset)
-    path = out / f"{cell.key()}-oracle-d{dilate}{'-whole' if whole_samples else ''}.json"
+    suffix = ("-whole" if whole_samples else "") + ("" if mask_from is None else f"-from{mask_from:g}")
+    path = out / f"{cell.key()}-oracle-d{dilate}{suffix}.json"
     if path.exists():
         return json.loads(path.read_text())
     resolved = cell.resolved()
@@ -96,12 +104,21 @@ def oracle_record(
     det = build_detector(resolved, data.dims)
     if not getattr(det, "self_clean", False):
         raise ValueError(f"{method!r} does not self-clean: the oracle replaces a cleaning rule, pick one that has one")
-    mask = oracle_mask(data.train_mask, dilate, whole_samples)
+    truth = data.train_mask
+    if mask_from is not None:
+        truth = load_cell_data(Cell(dataset, method, mask_from, seed, preset).resolved()).train_mask
+        if np.shape(truth) != np.shape(data.train_mask):
+            raise ValueError(
+                f"{dataset} has {np.shape(truth)} training points at contamination {mask_from:g} but "
+                f"{np.shape(data.train_mask)} at {contamination:g}: --mask-from needs draws of the same shape"
+            )
+    mask = oracle_mask(truth, dilate, whole_samples)
     start = time.perf_counter()
     with held_out(mask):
         det.fit(data.train_x)
     record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "dilate": dilate}
     record["whole_samples"] = whole_samples
+    record["mask_from"] = mask_from
     record.update(fit_s=round(time.perf_counter() - start, 1), **exclusion(det, data))
     record.update(score_variant(det, data, "base", None, None))
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
@@ -144,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="rddpm", help="the harness method whose cleaning the oracle replaces")
     p.add_argument("--dilate", type=int, default=0, help="grow the true mask by this many points (default 0)")
     p.add_argument("--whole-samples", action="store_true", help="hold out every sample with a defect point, whole")
+    p.add_argument(
+        "--mask-from",
+        type=float,
+        default=None,
+        help="hold out the true mask of the same set and seed at this contamination (a data-quantity control)",
+    )
     p.add_argument("--fits-dir", default=None, help="benchmarks/generalise.py's cache, for the comparison")
     p.add_argument("--compare", default="rddpm", help="methods cached there, separated by ';'")
     p.add_argument("--out", default="results/oracle")
@@ -160,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         for c in [float(x) for x in args.contamination.split(",")]:
             for seed in seeds:
-                r = oracle_record(dataset, args.method, c, seed, args.preset, args.dilate, out, args.whole_samples)
+                r = oracle_record(
+                    dataset, args.method, c, seed, args.preset, args.dilate, out, args.whole_samples, args.mask_from
+                )
                 oracle.setdefault((dataset, c), []).append(r)
                 print(
                     f"{dataset} {c:g} s{seed}: oracle {r['pixel_auroc']:.4f} / {r['pixel_auprc']:.4f} "
@@ -172,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         text = comparison(oracle, Path(args.fits_dir), compare, seeds) + "\n"
         print(text, end="")
         method = "" if args.method == "rddpm" else "_" + re.sub(r"[^\w=.-]+", "_", args.method)
-        whole = "_whole" if args.whole_samples else ""
+        whole = ("_whole" if args.whole_samples else "") + (
+            "" if args.mask_from is None else f"_from{args.mask_from:g}"
+        )
         levels = "-".join(f"{c:g}" for c in sorted({c for _, c in oracle}))  # so another level writes its own file
         name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_c{levels}_d{args.dilate}{whole}.md"
         atomic_write_text(out / name, text)

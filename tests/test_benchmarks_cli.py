@@ -675,6 +675,19 @@ def test_oracle_cleaning_can_hold_out_whole_contaminated_samples(tmp_path):
         oracle_cleaning.main([*argv, "--whole-samples", "--dilate", "2", "--out", str(tmp_path)])
 
 
+def test_oracle_cleaning_can_take_its_mask_from_another_contamination_level(tmp_path):
+    """``--mask-from``: the clean draw's fit holds out the samples the contaminated draw's oracle loses."""
+    from rddpm_signals.harness.cells import Cell, load_cell_data
+
+    argv = ["--datasets", "forging", "--contamination", "0", "--preset", "smoke", "--seeds", "0", "--whole-samples"]
+    assert oracle_cleaning.main([*argv, "--mask-from", "0.2", "--out", str(tmp_path)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*-oracle-d0-whole-from0.2.json")]
+    truth = np.asarray(load_cell_data(Cell("forging", "rddpm", 0.2, 0, "smoke").resolved()).train_mask, dtype=bool)
+    assert record["mask_from"] == 0.2 and record["contamination"] == 0.0
+    assert truth.any(axis=1).mean() > 0 and record["excluded"] == pytest.approx(float(truth.any(axis=1).mean()))
+    assert record["defect_recall"] is None  # the clean draw has no defect to recall
+
+
 def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     """The benchmark's flags are the ones ``RobustDiffusion(clean_prior="discord")`` holds out (same normalisation,
     same settings), measured against the training labels; the table is printed and written."""
