@@ -61,7 +61,6 @@ __all__ = [
     "benjamini_hochberg",
     "CLEAN_RULES",
     "CLEAN_PRIORS",
-    "CLEAN_FILLS",
     "SAMPLE_RULES",
     "check_cleaning_settings",
     "AUTO",
@@ -75,7 +74,6 @@ __all__ = [
 
 CLEAN_RULES = ("share", "test")
 CLEAN_PRIORS = ("none", "discord")
-CLEAN_FILLS = ("none", "recon")  # what the training inputs hold at the excluded points (RobustDiffusion.clean_fill)
 AUTO = "auto"
 # What self-cleaning's "auto" settings become, by the samples' kind: 1D signals (N, C, L) and grids (images,
 # spectrograms). The 1D recipe was confirmed against the grid one on five waveform sets at 0, 20 and 30 % on fresh
@@ -328,14 +326,10 @@ class SelfCleaning:
     sample once dropped stays dropped in every later round); ``"flagged"`` drops every sample holding a flagged point
     (the prior's included) whole, in a round where they are at most half of the samples (else that round keeps its
     flagged points only).
-    ``fill``: ``score`` returns ``(maps, recon)`` (``recon`` the reconstructions ``(N, C, …grid)`` the maps were
-    made from), and after each scored round :meth:`inputs` replaces the excluded points of the training inputs by
-    their reconstruction: they stay out of the loss, and the network's context around them no longer holds the
-    defect (a defect's neighbours are otherwise predicted from it).
     ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
     keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
-    instead and must return the maps (and reconstructions) of those samples only.
+    instead and must return the maps of those samples only.
     """
 
     def __init__(
@@ -356,7 +350,6 @@ class SelfCleaning:
         n_samples: int | None = None,
         sample_refine: bool = False,
         sample_sticky: bool = False,
-        fill: bool = False,
     ):
         check_cleaning_settings(start=start, rounds=rounds, max_share=max_share, rule=rule, fdr=fdr, samples=samples)
         first = int(start * steps)
@@ -369,8 +362,6 @@ class SelfCleaning:
         self.n_samples = n_samples
         self.sample_refine = sample_refine
         self.sample_sticky = sample_sticky
-        self.fill = fill
-        self.recon: torch.Tensor | None = None  # (N, C, …grid) the last scored round's reconstructions, with fill
         self.dropped: np.ndarray | None = None  # (N,) samples dropped whole so far, kept with sample_sticky
         self.mask: np.ndarray | None = None
         self.history: list[tuple[int, float, int]] = []
@@ -381,31 +372,16 @@ class SelfCleaning:
         return step in self.steps_due
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """What a training checkpoint keeps of the cleaning: ``history`` as a ``(rounds, 3)`` float64 tensor, the
-        samples dropped so far ``(N,)`` bool once a round has dropped any (``sample_sticky`` carries them on), and
-        with ``fill`` the excluded points ``(N, …grid)`` and the reconstructions that fill them, so a resumed fit
-        trains on the same inputs."""
+        """What a training checkpoint keeps of the cleaning: ``history`` as a ``(rounds, 3)`` float64 tensor, and
+        the samples dropped so far ``(N,)`` bool once a round has dropped any (``sample_sticky`` carries them on)."""
         state = {"history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)}
         if self.dropped is not None:
             state["dropped"] = torch.from_numpy(self.dropped.copy())
-        if self.recon is not None and self.mask is not None:
-            state["fill_mask"] = torch.from_numpy(self.mask.copy())
-            state["fill_recon"] = self.recon.clone()
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.history = [(int(step), share, int(dropped)) for step, share, dropped in state["history"].tolist()]
         self.dropped = state["dropped"].numpy().copy() if "dropped" in state else None
-        if "fill_recon" in state:
-            self.mask = state["fill_mask"].numpy().copy()
-            self.recon = state["fill_recon"].clone()
-
-    def inputs(self, data: torch.Tensor) -> torch.Tensor:
-        """The training inputs ``(N, C, …grid)`` after the latest round: ``data`` itself, or (``fill``) ``data``
-        with its excluded points replaced by their reconstruction (every channel of an excluded point)."""
-        if self.recon is None or self.mask is None:
-            return data
-        return torch.where(torch.from_numpy(self.mask).unsqueeze(1), self.recon.to(data.dtype), data)
 
     def _flag(self, maps: np.ndarray) -> tuple[np.ndarray, int]:
         """The flagged points ``(N, …grid)`` and the number of samples dropped whole."""
@@ -424,29 +400,21 @@ class SelfCleaning:
         mask[drop] = True
         return mask, int(drop.sum())
 
-    def _maps(self, ema: nn.Module) -> tuple[np.ndarray, torch.Tensor | None]:
-        """The training set's maps ``(N, …grid)`` and (``fill``) reconstructions ``(N, C, …grid)``: scored here,
-        or share by share across the processes."""
+    def _maps(self, ema: nn.Module) -> np.ndarray:
+        """The training set's maps ``(N, …grid)``: scored here, or share by share across the processes."""
         shard = Shard.current()
-        if shard is not None and self.n_samples is not None:
-            shard = shard.of(self.n_samples)
-            scored = self.score(ema, shard.rows)
-        else:
-            shard, scored = None, self.score(ema)
-        maps, recon = scored if self.fill else (scored, None)
-        if shard is None:
-            return maps, recon
-        maps = shard.gather(torch.from_numpy(np.ascontiguousarray(maps))).numpy()
-        return maps, None if recon is None else shard.gather(recon.contiguous())
+        if shard is None or self.n_samples is None:
+            return self.score(ema)
+        shard = shard.of(self.n_samples)
+        part = torch.from_numpy(np.ascontiguousarray(self.score(ema, shard.rows)))
+        return shard.gather(part).numpy()
 
     def __call__(self, ema: nn.Module) -> torch.Tensor:
         dropped = 0
         if self.prior is not None and self._step == 0:
             self.mask = self.prior.copy()  # nothing to score with yet
         else:
-            maps, recon = self._maps(ema)
-            self.mask, dropped = self._flag(maps)
-            self.recon = None if recon is None else recon.float().cpu()
+            self.mask, dropped = self._flag(self._maps(ema))
             if self.prior is not None:
                 self.mask |= self.prior
         if self.samples == "flagged":

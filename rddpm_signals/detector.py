@@ -26,7 +26,6 @@ from ._validation import check_fitted, is_count
 from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import (
     AUTO,
-    CLEAN_FILLS,
     CLEAN_PRIORS,
     SelfCleaning,
     auto_prior_m,
@@ -201,11 +200,6 @@ class RobustDiffusion(BaseDetector):
         neighbours (opt-in: on sets of separate samples it cost forging and dev_signals at 30 %, docs/RESULTS.md
         §31f; on the long records' overlapping windows it raised ``val_long_record`` at 20–30 % by 0.010–0.014 AUROC
         on three fresh seeds but cost ``long_record`` 0.006 AUROC and 0.011–0.022 AUPRC, §32a).
-    clean_fill: with self-cleaning, what the network sees at the points it excludes: ``"none"`` (the default: the
-        training data as given) or ``"recon"``: from each cleaning round on, the excluded points of the training
-        inputs are replaced by the reconstruction that round scored them with, so a defect is neither learnt nor the
-        context from which its neighbours are predicted (the excluded points stay out of the loss either way).
-        Its cost: the round's reconstructions are kept, the size of the training set.
     clean_sample_refine: with ``clean_samples``, estimate the bulk again without the samples already dropped until
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
@@ -328,7 +322,6 @@ class RobustDiffusion(BaseDetector):
         clean_samples: bool | str = False,
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
-        clean_fill: str = "none",
         clean_prior: str = "auto",
         clean_prior_m: int | str | None = "auto",
         n_reconstructions: int = 4,
@@ -381,7 +374,6 @@ class RobustDiffusion(BaseDetector):
         self.clean_samples = clean_samples
         self.clean_sample_refine = clean_sample_refine
         self.clean_sample_sticky = clean_sample_sticky
-        self.clean_fill = clean_fill
         self.clean_prior = clean_prior
         self.clean_prior_m = clean_prior_m
         self.n_reconstructions = n_reconstructions
@@ -422,8 +414,6 @@ class RobustDiffusion(BaseDetector):
             raise ValueError(f"clean_refits must be >= 0, got {self.clean_refits}")
         given = {"rule": self.clean_rule, "rounds": self.clean_rounds}
         check_cleaning_settings(**self._cleaning_settings(given), allow_auto=True)
-        if self.clean_fill not in CLEAN_FILLS:
-            raise ValueError(f"unknown clean_fill {self.clean_fill!r}: use one of {CLEAN_FILLS}")
         if self.clean_prior not in (*CLEAN_PRIORS, AUTO):
             raise ValueError(f"unknown clean_prior {self.clean_prior!r}: use one of {(*CLEAN_PRIORS, AUTO)}")
         if self.clean_prior == "discord" and not self.self_clean:
@@ -693,14 +683,8 @@ class RobustDiffusion(BaseDetector):
         )
         reweighter = None
         if self.self_clean:
-            fill = self.clean_fill == "recon"
-
-            def score(ema: torch.nn.Module, rows: slice = slice(None)):
-                maps, recon = self._raw_maps(data[rows], ema, fast=True)
-                return (maps, recon) if fill else maps
-
             reweighter = SelfCleaning(
-                score,
+                lambda ema, rows=slice(None): self._raw_maps(data[rows], ema, fast=True)[0],
                 self.train_steps,
                 **self._cleaning_settings(self.clean_settings_),
                 threshold=self.clean_threshold,
@@ -710,7 +694,6 @@ class RobustDiffusion(BaseDetector):
                 n_samples=len(data),
                 sample_refine=self.clean_sample_refine,
                 sample_sticky=self.clean_sample_sticky,
-                fill=fill,
             )
         result = train(
             net,

@@ -96,17 +96,11 @@ class TrainResult:
 
 
 class Reweighter(Protocol):
-    """Computes per-element loss weights for the whole training set from the current EMA network (and may replace
-    the points it weighs out by other values, :meth:`inputs`)."""
+    """Computes per-element loss weights for the whole training set from the current EMA network."""
 
     def due(self, step: int) -> bool: ...
 
     def __call__(self, ema: nn.Module) -> torch.Tensor: ...
-
-    def inputs(self, data: torch.Tensor) -> torch.Tensor:
-        """The training inputs ``(N, C, …)`` to use from now on, given the original ``data`` (``data`` itself when
-        nothing is replaced); asked after each call and after a resumed checkpoint is loaded."""
-        ...
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint must keep for a resumed run to report as an uninterrupted one."""
@@ -163,8 +157,7 @@ def train(
     Batches are drawn without replacement within an epoch from ``generator``; timesteps uniformly from
     ``[0, t_max)``. If ``config.checkpoint_path`` holds a checkpoint of this run, training resumes from it.
     ``reweighter``, when given, is asked before every step whether new per-element loss weights are due; if so it
-    computes them from the EMA network (``(N, 1, …)``, 0 = ignore that training point), e.g. for self-cleaning,
-    and the steps after train on its :meth:`~Reweighter.inputs`.
+    computes them from the EMA network (``(N, 1, …)``, 0 = ignore that training point), e.g. for self-cleaning.
     Returns the EMA copy of the network (in eval mode), the loss history and the last weights.
     """
     n = data.shape[0]
@@ -185,7 +178,6 @@ def train(
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     history: list[float] = []
     weights: torch.Tensor | None = None
-    inputs = data  # the reweighter may replace the points it weighs out
     start, order, cursor = 0, torch.randperm(n, generator=generator), 0
     noise_generator = _noise_generator(generator, device, noise_fn)
 
@@ -204,7 +196,6 @@ def train(
         weights = state["weights"] if state["weights"].numel() else None
         if reweighter is not None and "reweighter" in state:  # checkpoints written before it was kept lack it
             reweighter.load_state_dict(state["reweighter"])
-            inputs = reweighter.inputs(data)
 
     def save_checkpoint(step: int) -> None:
         atomic_torch_save(
@@ -235,7 +226,6 @@ def train(
         for step in bar:
             if reweighter is not None and reweighter.due(step):
                 weights = reweighter(ema)
-                inputs = reweighter.inputs(data)
             if cursor + batch > n:
                 order, cursor = torch.randperm(n, generator=generator), 0
             idx = order[cursor : cursor + batch]
@@ -246,7 +236,7 @@ def train(
             noise = noise_fn((batch, *data.shape[1:]), noise_generator)
             if shard is not None:
                 idx, t, noise = shard.local(idx), shard.local(t), shard.local(noise)
-            x0, t, noise = _to_device(inputs[idx], device), _to_device(t, device), _to_device(noise, device)
+            x0, t, noise = _to_device(data[idx], device), _to_device(t, device), _to_device(noise, device)
             x_t = schedule.q_sample(x0, t, noise)
 
             for group in opt.param_groups:

@@ -3,7 +3,6 @@ outliers; the whole-sample rule drops a planted odd sample; the no-op values rep
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 
 from helpers import TINY_1D
@@ -161,69 +160,6 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
         weights = cleaner(None)[:, 0]
         assert weights.sum() == ((60 - count) * 64 if whole else 60 * 64 - count)
         assert cleaner.history[-1][2] == (count if whole else 0)
-
-
-def test_fill_replaces_the_excluded_points_of_the_inputs_by_their_reconstruction():
-    rng = np.random.default_rng(11)
-    data = torch.from_numpy(rng.normal(size=(40, 2, 64)).astype(np.float32))
-    maps = _noise_maps((40, 64), seed=6)
-    maps[5, 20:26] *= 40.0  # a defect in sample 5
-    recon = torch.from_numpy(rng.normal(size=(40, 2, 64)).astype(np.float32))
-    prior = np.zeros((40, 64), dtype=bool)
-    prior[9, 3] = True
-    common = {"start": 0.0, "rounds": 2, "threshold": 1.5, "max_share": 0.1, "dilate": 0, "rule": "test"}
-    cleaner = SelfCleaning(lambda ema: (maps, recon), 20, **common, prior=prior, fill=True)
-    cleaner.due(0)
-    cleaner(None)  # the prior's round scores nothing: nothing to fill with yet
-    assert cleaner.inputs(data) is data
-    cleaner.due(10)
-    weights = cleaner(None)
-    excluded = weights[:, 0] == 0
-    assert excluded[5, 20:26].all() and excluded[9, 3] and excluded.sum() < 40
-    filled = cleaner.inputs(data)
-    both = excluded.unsqueeze(1).expand_as(data)  # every channel of an excluded point
-    assert torch.equal(filled[both], recon[both]) and torch.equal(filled[~both], data[~both])
-    resumed = SelfCleaning(lambda ema: (maps, recon), 20, **common, prior=prior, fill=True)
-    resumed.load_state_dict(cleaner.state_dict())  # a checkpoint keeps the filled inputs
-    assert torch.equal(resumed.inputs(data), filled)
-    plain = SelfCleaning(lambda ema: maps, 20, **common, prior=prior)  # without fill: the data as given
-    plain.due(10)
-    assert torch.equal(plain(None), weights) and plain.inputs(data) is data
-    assert "fill_recon" not in plain.state_dict()
-
-
-def test_detector_trains_on_the_filled_inputs_from_the_first_scored_round(monkeypatch, tmp_path):
-    rng = np.random.default_rng(12)
-    X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
-    X[2, 0, 20:30] = 1.5
-    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "batch_size": 16}
-    plain = RobustDiffusion(**params).fit(X)
-    filled = RobustDiffusion(**params, clean_fill="recon").fit(X)
-    # the prior's round (step 0) changes no input; the first scored round (step 2) does, and every step after sees it
-    np.testing.assert_array_equal(filled.loss_history_[:2], plain.loss_history_[:2])
-    assert np.all(filled.loss_history_[2:] != plain.loss_history_[2:])
-    np.testing.assert_array_equal(filled.clean_history_[:2], plain.clean_history_[:2])
-    # an interrupted fit (between the rounds, so its inputs come from the checkpoint) resumes to the same weights
-    import rddpm_signals.training as training
-
-    ckpt = {"checkpoint_path": str(tmp_path / "ck.pt"), "checkpoint_every": 1}
-    factor = training._lr_factor
-
-    def stop_at_step_4(step, total, warmup):
-        if step == 4:
-            raise KeyboardInterrupt
-        return factor(step, total, warmup)
-
-    monkeypatch.setattr(training, "_lr_factor", stop_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        RobustDiffusion(**params, clean_fill="recon", **ckpt).fit(X)
-    monkeypatch.setattr(training, "_lr_factor", factor)
-    resumed = RobustDiffusion(**params, clean_fill="recon", **ckpt).fit(X)
-    for (name, p), q in zip(resumed.net_.state_dict().items(), filled.net_.state_dict().values(), strict=True):
-        assert torch.equal(p, q), name
-    np.testing.assert_array_equal(resumed.loss_history_, filled.loss_history_)
-    with pytest.raises(ValueError, match="clean_fill"):
-        RobustDiffusion(**params, clean_fill="zeros").fit(X)
 
 
 def test_benjamini_hochberg_step_up():

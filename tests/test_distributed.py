@@ -1,8 +1,7 @@
 """Training under ``torchrun`` (2 gloo processes on the CPU) equals one process over the same global batch: the
 final weights, loss history, self-cleaning mask and anomaly maps agree to float rounding, and every rank ends with
 the same weights. Covers a plain robust loss (Huber), LTS trimming over the global batch (with unequal per-rank
-shares), and the default (LTS with self-cleaning, its discord prior profiled share by share), also with the excluded
-points filled by their reconstructions."""
+shares), and the default (LTS with self-cleaning, its discord prior profiled share by share)."""
 
 import json
 import os
@@ -28,8 +27,6 @@ CASES = {
     "huber": {"loss": "huber", "self_clean": False},
     "lts": {"loss": "lts", "self_clean": False, "batch_size": 7},  # shares of 4 and 3 rows; 6 of 7 kept
     "default": {"clean_start": 0.25, "clean_rounds": 2},  # LTS + self-cleaning
-    # the excluded points filled by reconstructions scored share by share and put together
-    "fill": {"clean_start": 0.25, "clean_rounds": 2, "clean_fill": "recon"},
 }
 WORKER = """
 import json, sys

@@ -45,7 +45,6 @@ _ADDED_PARAMS = {
     "clean_samples": False,
     "clean_sample_refine": False,
     "clean_sample_sticky": False,
-    "clean_fill": "none",
     "clean_prior": "none",
     "clean_prior_m": None,
     "map_t0s": None,
