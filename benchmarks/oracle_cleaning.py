@@ -81,6 +81,11 @@ def oracle_mask(truth: np.ndarray, dilate: int, whole_samples: bool) -> np.ndarr
     return cleaning.dilate_flags(truth, dilate)
 
 
+def _mask_suffix(whole_samples: bool, mask_from: float | None, sep: str) -> str:
+    """What the cache and summary names add for the mask's options: ``whole`` and ``from<C>``, each after ``sep``."""
+    return (f"{sep}whole" if whole_samples else "") + ("" if mask_from is None else f"{sep}from{mask_from:g}")
+
+
 def oracle_record(
     dataset: str,
     method: str,
@@ -95,8 +100,7 @@ def oracle_record(
     """The test metrics of the oracle fit of one cell (cached in ``out``); ``mask_from``: take the true mask from
     the same set and seed at that contamination instead."""
     cell = Cell(dataset, method, contamination, seed, preset)
-    suffix = ("-whole" if whole_samples else "") + ("" if mask_from is None else f"-from{mask_from:g}")
-    path = out / f"{cell.key()}-oracle-d{dilate}{suffix}.json"
+    path = out / f"{cell.key()}-oracle-d{dilate}{_mask_suffix(whole_samples, mask_from, '-')}.json"
     if path.exists():
         return json.loads(path.read_text())
     resolved = cell.resolved()
@@ -197,11 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         text = comparison(oracle, Path(args.fits_dir), compare, seeds) + "\n"
         print(text, end="")
         method = "" if args.method == "rddpm" else "_" + re.sub(r"[^\w=.-]+", "_", args.method)
-        whole = ("_whole" if args.whole_samples else "") + (
-            "" if args.mask_from is None else f"_from{args.mask_from:g}"
-        )
+        mask = _mask_suffix(args.whole_samples, args.mask_from, "_")
         levels = "-".join(f"{c:g}" for c in sorted({c for _, c in oracle}))  # so another level writes its own file
-        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_c{levels}_d{args.dilate}{whole}.md"
+        name = "_".join(sorted({d for d, _ in oracle})) + f"_{args.preset}{method}_c{levels}_d{args.dilate}{mask}.md"
         atomic_write_text(out / name, text)
     return 0
 

@@ -196,8 +196,8 @@ class RobustDiffusion(BaseDetector):
         among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
         is unusually low (samples of another, simpler kind, which the network reconstructs more easily);
         ``"flagged"`` instead drops every sample that holds a flagged point (``clean_prior``'s included) while they
-        are at most half of the samples, so no flagged defect reaches the network even as the context of its
-        neighbours (opt-in: on sets of separate samples it cost forging and dev_signals at 30 %, docs/RESULTS.md
+        are at most half of the samples, so neither a flagged defect nor the unflagged rest of its sample reaches
+        the network (opt-in: on sets of separate samples it cost forging and dev_signals at 30 %, docs/RESULTS.md
         §31f; on the long records' overlapping windows it raised ``val_long_record`` at 20–30 % by 0.010–0.014 AUROC
         on three fresh seeds but cost ``long_record`` 0.006 AUROC and 0.011–0.022 AUPRC, §32a).
     clean_sample_refine: with ``clean_samples``, estimate the bulk again without the samples already dropped until
