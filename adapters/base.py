@@ -40,6 +40,7 @@ __all__ = [
     "plan_windows",
     "cut",
     "stitch",
+    "overlap_share",
     "check_values",
     "check_maps",
     "mask_items",
@@ -98,6 +99,14 @@ class Layout:
     def dims(self) -> int:
         """1 for ``(N, C, L)`` tensors, 2 for ``(N, C, H, W)``."""
         return len(self.window)
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether the samples overlap: most points of the items' grids that any sample covers lie in two or more
+        (:func:`overlap_share` ≥ 0.5; a long record cut with a hop of up to about two thirds of the window). A
+        detector told so (``fit(X, overlapping=True)``) knows that a point it leaves out of one sample is still seen
+        in another."""
+        return overlap_share(self.grids, self.record, self.offset, self.window) >= 0.5
 
 
 # ------------------------------------------------------------------------------------------------------ registry
@@ -257,6 +266,18 @@ def stitch(maps: np.ndarray, layout: Layout) -> list[np.ndarray]:
         if not c.all():
             raise ValueError(f"the layout leaves part of item {i} uncovered: build it with plan_windows")
     return [s / c for s, c in zip(sums, counts, strict=True)]
+
+
+def overlap_share(
+    grids: Sequence[tuple[int, ...]], record: np.ndarray, offset: np.ndarray, window: tuple[int, ...]
+) -> float:
+    """The share of the grid points covered by samples (``record`` ``(N,)``, ``offset`` ``(N, dims)``, each
+    ``window`` long, on items of ``grids``) that lie in two or more of them; 0.0 when nothing is covered."""
+    counts = [np.zeros(grid, dtype=np.int32) for grid in grids]
+    for r, o in zip(record, np.asarray(offset).reshape(len(record), -1), strict=True):
+        counts[r][_slices(o, window)] += 1
+    covered = sum(int((c > 0).sum()) for c in counts)
+    return sum(int((c > 1).sum()) for c in counts) / covered if covered else 0.0
 
 
 def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

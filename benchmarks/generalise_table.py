@@ -68,9 +68,7 @@ def parse_data_options(text: str) -> dict:
 def resolved_on_data(cell: Cell, data_options: dict | None) -> dict:
     """``cell.resolved()`` with ``data_options`` over the preset's (another sample length, say): part of the
     configuration, so :func:`~rddpm_signals.harness.cells.resolved_key` gives another key for them."""
-    resolved = cell.resolved()
-    resolved["data_options"].update(data_options or {})
-    return resolved
+    return cell.resolved(data_options)
 
 
 def scored_as(record: dict, variant: str) -> dict | None:

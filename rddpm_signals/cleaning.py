@@ -70,6 +70,7 @@ __all__ = [
     "auto_prior_m",
     "auto_dilate",
     "auto_signature",
+    "auto_samples",
 ]
 
 CLEAN_RULES = ("share", "test")
@@ -83,6 +84,19 @@ AUTO_CLEANING: dict[int, dict[str, object]] = {
     1: {"rule": "test", "rounds": 10, "dilate": 32, "prior": "discord"},
     2: {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none"},
 }
+
+
+# What clean_samples="auto" becomes on samples that overlap (windows cut with a short hop from long records, told to
+# fit with overlapping=True): on 1D windows every window holding a flagged point is dropped whole, since its points
+# are still seen in the windows that overlap it (docs/RESULTS.md §32). Everywhere else no sample is dropped whole: on
+# sets of separate samples that cost forging and dev_signals (§31f). Overlapping grids were not measured.
+AUTO_OVERLAPPING_SAMPLES: dict[int, bool | str] = {1: "flagged", 2: False}
+
+
+def auto_samples(dims: int, overlapping: bool) -> bool | str:
+    """``clean_samples="auto"`` for ``dims``-D samples: :data:`AUTO_OVERLAPPING_SAMPLES`' rule where they
+    ``overlap``, else ``False``."""
+    return AUTO_OVERLAPPING_SAMPLES[1 if dims == 1 else 2] if overlapping else False
 
 
 def is_auto(value: object) -> bool:
@@ -262,7 +276,7 @@ def check_cleaning_settings(
 ) -> None:
     """Raise ``ValueError`` naming the detector's ``clean_*`` parameter at fault. The one check of these settings:
     :class:`SelfCleaning` and ``RobustDiffusion``'s parameter validation both call it (the latter with
-    ``allow_auto``: ``rule`` and ``rounds`` may also be ``"auto"``, resolved at fit)."""
+    ``allow_auto``: ``rule``, ``rounds`` and ``samples`` may also be ``"auto"``, resolved at fit)."""
     auto = (AUTO,) if allow_auto else ()
     if not 0.0 <= start < 1.0:
         raise ValueError(f"clean_start must lie in [0, 1) (a share of the training steps), got {start}")
@@ -274,8 +288,8 @@ def check_cleaning_settings(
         raise ValueError(f"unknown clean_rule {rule!r}: use one of {(*CLEAN_RULES, *auto)}")
     if not 0.0 < fdr < 1.0:
         raise ValueError(f"clean_fdr must lie in (0, 1), got {fdr}")
-    if samples not in SAMPLE_RULES:
-        raise ValueError(f"clean_samples must be one of {SAMPLE_RULES}, got {samples!r}")
+    if not ((allow_auto and is_auto(samples)) or samples in SAMPLE_RULES):
+        raise ValueError(f"clean_samples must be one of {(*SAMPLE_RULES, *auto)}, got {samples!r}")
 
 
 def flag_samples(

@@ -29,6 +29,7 @@ from .cleaning import (
     CLEAN_PRIORS,
     SelfCleaning,
     auto_prior_m,
+    auto_samples,
     check_cleaning_settings,
     discord_maps,
     flag_discord_maps,
@@ -192,14 +193,18 @@ class RobustDiffusion(BaseDetector):
         it 0.66–0.79; so it is not the default. Without the sample drops and with the discord prior (the 1D
         ``"auto"`` recipe) it held forging (§27d).
     clean_fdr: the false-discovery rate of the ``"test"`` rule and of ``clean_samples``.
-    clean_samples: with self-cleaning, also drop whole training samples whose map mean or upper tail is an outlier
-        among the training samples (same test, across samples); ``"two_sided"`` also drops samples whose map mean
-        is unusually low (samples of another, simpler kind, which the network reconstructs more easily);
-        ``"flagged"`` instead drops every sample that holds a flagged point (``clean_prior``'s included) while they
-        are at most half of the samples, so neither a flagged defect nor the unflagged rest of its sample reaches
-        the network (opt-in: on sets of separate samples it cost forging and dev_signals at 30 %, docs/RESULTS.md
-        §31f; on the long records' overlapping windows it raised ``val_long_record`` at 20–30 % by 0.010–0.014 AUROC
-        on three fresh seeds but cost ``long_record`` 0.006 AUROC and 0.011–0.022 AUPRC, §32a).
+    clean_samples: with self-cleaning, also drop whole training samples: ``"auto"`` (the default) is ``"flagged"``
+        for 1D samples that overlap (``fit(X, overlapping=True)``: windows cut with a short hop from long records,
+        as :class:`~rddpm_signals.AnomalyModel` and the CLI pass when the adapter's ``Layout.overlapping``), else
+        ``False`` (:func:`rddpm_signals.cleaning.auto_samples`); ``False`` drops none; ``True`` drops the samples
+        whose map mean or upper tail is an outlier among the training samples (same test, across samples);
+        ``"two_sided"`` also drops samples whose map mean is unusually low (samples of another, simpler kind, which
+        the network reconstructs more easily); ``"flagged"`` drops every sample that holds a flagged point
+        (``clean_prior``'s included), so no flagged defect reaches the network even as the context of its
+        neighbours. On overlapping windows a dropped window's points are still seen in its neighbours: on the two
+        long-record sets (windows of 128 every 32) it raised ``val_long_record`` at 20–30 % and held
+        ``long_record`` (docs/RESULTS.md §32); on sets of separate samples it cost forging and dev_signals at 30 %
+        (§31f), so it is not used there.
     clean_sample_refine: with ``clean_samples``, estimate the bulk again without the samples already dropped until
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
@@ -277,12 +282,12 @@ class RobustDiffusion(BaseDetector):
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
     ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_settings_`` (dict: the ``rule``,
-    ``rounds``, ``dilate``, ``prior`` and ``prior_m`` the fit used, ``"auto"`` resolved), ``clean_mask_`` (N, …grid)
-    bool, the training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning
-    round: refit stage, training step, share of the training points excluded, samples dropped whole; with position
-    normalisation ``map_center_`` / ``map_scale_`` (…grid); with ``map_structure="discord"`` ``discord_reference_``
-    ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of the reconstruction map, then of the profile) and
-    ``discord_m_``.
+    ``rounds``, ``dilate``, ``prior``, ``prior_m`` and ``samples`` the fit used, ``"auto"`` resolved), ``clean_mask_``
+    (N, …grid) bool, the training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per
+    cleaning round: refit stage, training step, share of the training points excluded, samples dropped whole; with
+    position normalisation ``map_center_`` / ``map_scale_`` (…grid); with ``map_structure="discord"``
+    ``discord_reference_`` ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of the reconstruction map, then of
+    the profile) and ``discord_m_``.
     """
 
     def __init__(
@@ -319,7 +324,7 @@ class RobustDiffusion(BaseDetector):
         clean_refits: int = 0,
         clean_rule: str = "auto",
         clean_fdr: float = 0.01,
-        clean_samples: bool | str = False,
+        clean_samples: bool | str = "auto",
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
         clean_prior: str = "auto",
@@ -453,11 +458,15 @@ class RobustDiffusion(BaseDetector):
         given = {"rule": self.clean_rule, "rounds": self.clean_rounds, "dilate": self.clean_dilate}
         return resolve_auto({**given, "prior": self.clean_prior}, dims, length)
 
-    def _chosen_cleaning(self, X: np.ndarray, dims: int) -> dict:
-        """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
-        ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2 points), and ``prior_m``: the
-        discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`; unused without it)."""
+    def _chosen_cleaning(self, X: np.ndarray, dims: int, overlapping: bool = False) -> dict:
+        """The self-cleaning settings a fit on ``X`` (``dims``-D samples, ``overlapping`` or not) uses:
+        :meth:`_auto_settings`, with an ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2
+        points), ``prior_m``: the discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`;
+        unused without it), and ``samples``: ``clean_samples``, an ``"auto"`` one by
+        :func:`~rddpm_signals.cleaning.auto_samples`."""
         settings = self._auto_settings(dims, X.shape[-1])
+        samples = self.clean_samples
+        settings["samples"] = auto_samples(dims, overlapping) if is_auto(samples) else samples
         if is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
             settings["prior"] = "none"
         m = self.clean_prior_m
@@ -538,14 +547,17 @@ class RobustDiffusion(BaseDetector):
         return maps.numpy().astype(np.float64), recon
 
     # ----------------------------------------------------------------------------------------------- fitting
-    def fit(self, X: object, y: object = None) -> RobustDiffusion:
+    def fit(self, X: object, y: object = None, *, overlapping: bool = False) -> RobustDiffusion:
         """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``.
+
+        ``overlapping``: the samples are windows that overlap (an adapter's ``Layout.overlapping``), so a point left
+        out of one is still seen in another; ``clean_samples="auto"`` then drops flagged 1D windows whole.
 
         All or nothing: on any error (bad input, a refused checkpoint, a non-finite loss, an interrupt) the detector
         is left exactly as it was before the call — unfitted, or with its previous fit."""
         before = self._fitted_state()
         try:
-            return self._fit(X)
+            return self._fit(X, bool(overlapping))
         except BaseException:
             for name in self._fitted_state():
                 delattr(self, name)
@@ -561,18 +573,18 @@ class RobustDiffusion(BaseDetector):
             "max_share": self.clean_max_share,
             "rule": chosen["rule"],
             "fdr": self.clean_fdr,
-            "samples": self.clean_samples,
+            "samples": chosen.get("samples", self.clean_samples),
         }
 
     def _fitted_state(self) -> dict:
         """The fitted attributes (names ending in ``_``) and their values."""
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
-    def _fit(self, X: object) -> RobustDiffusion:
+    def _fit(self, X: object, overlapping: bool) -> RobustDiffusion:
         self._check_params()
         X, dims = self._check_fit_X(X)
         self._check_structure_fits(X, dims)
-        cleaning = self._chosen_cleaning(X, dims)
+        cleaning = self._chosen_cleaning(X, dims, overlapping)
         self._check_prior_fits(X, dims, cleaning)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
@@ -638,6 +650,8 @@ class RobustDiffusion(BaseDetector):
             "dims": dims,
             "stage": Path(path).suffix if Path(path).suffix.startswith(".stage") else "final",
             "excluded": "none" if prior is None else digest(prior),
+            # the "auto" settings as this fit resolved them (clean_samples="auto" depends on overlapping=)
+            "cleaning": repr(sorted(self.clean_settings_.items())) if self.self_clean else "none",
             **params,
         }
 

@@ -19,7 +19,7 @@ from PIL import Image
 from sklearn.base import clone
 
 import adapters
-from adapters.base import Layout, cut, plan_windows, stitch
+from adapters.base import Layout, cut, overlap_share, plan_windows, stitch
 
 HYPOTHESIS = settings(max_examples=25, deadline=None)
 ROOT = Path(__file__).resolve().parents[1]
@@ -644,6 +644,22 @@ def test_windows_cover_and_stitch_back_exactly(data):
     pieces = cut([values], record, offset, window)
     layout = Layout("x", record, offset, window, (grid,))
     np.testing.assert_allclose(stitch(pieces, layout)[0], values)
+
+
+def test_layouts_say_whether_their_windows_overlap():
+    record = np.zeros(1000, dtype=np.float32)
+    cut_with = lambda hop: adapters.WaveformAdapter(sample_rate=1, window=128, hop=hop).fit([record])  # noqa: E731
+    assert cut_with(32).to_tensor([record])[1].overlapping  # every interior point in four windows
+    assert cut_with(64).to_tensor([record])[1].overlapping
+    assert not cut_with(128).to_tensor([record])[1].overlapping  # only the flush last window overlaps
+    assert not cut_with(None).to_tensor([record])[1].overlapping
+    assert not adapters.WaveformAdapter(sample_rate=1).fit([record]).to_tensor([record])[1].overlapping
+    # the share itself: windows of 4 every 2 on 10 points cover 0-1 and 8-9 once, 2-7 twice
+    rec, off = plan_windows([(10,)], (4,), (2,))
+    assert overlap_share([(10,)], rec, off, (4,)) == pytest.approx(6 / 10)
+    rec, off = plan_windows([(12, 12)], (4, 4), (4, 2))  # tiles overlapping along one axis only
+    assert overlap_share([(12, 12)], rec, off, (4, 4)) == pytest.approx(8 / 12)
+    assert Layout("x", rec, off, (4, 4), ((12, 12),)).overlapping
 
 
 @HYPOTHESIS

@@ -193,7 +193,8 @@ def test_generalise_data_options_make_another_fit_on_other_data(tmp_path):
     assert data.train_x.shape[-1] == 128
     det = build_detector(resolved, data.dims).fit(data.train_x)
     expected = generalise.score_variant(det, data, "base", None, None)
-    assert short["variants"]["base"] == expected
+    untimed = lambda row: {k: v for k, v in row.items() if k != "score_s"}  # noqa: E731 - a timing, not a result
+    assert untimed(short["variants"]["base"]) == untimed(expected)
     with pytest.raises(ValueError, match="bad data option 'length'"):
         generalise.main([*argv, "--data", "length", "--out", str(tmp_path)])
     # the tables key fits by set, level, method and seed: pooling the two lengths is refused, not averaged

@@ -11,6 +11,7 @@ from rddpm_signals.cleaning import (
     SelfCleaning,
     auto_dilate,
     auto_prior_m,
+    auto_samples,
     benjamini_hochberg,
     discord_maps,
     flag_discord_maps,
@@ -162,6 +163,31 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
         assert cleaner.history[-1][2] == (count if whole else 0)
 
 
+def test_auto_sample_rule_drops_flagged_windows_whole_only_where_1d_samples_overlap():
+    assert auto_samples(1, True) == "flagged"
+    assert auto_samples(1, False) is False and auto_samples(2, True) is False and auto_samples(2, False) is False
+    rng = np.random.default_rng(9)
+    X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
+    X[2, 0, 20:30] = 1.5
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2}
+    told = RobustDiffusion(**params).fit(X, overlapping=True)
+    assert told.clean_settings_["samples"] == "flagged"
+    held = told.clean_mask_.reshape(16, -1)
+    assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
+    explicit = RobustDiffusion(**params, clean_samples="flagged").fit(X)
+    assert np.array_equal(told.clean_mask_, explicit.clean_mask_)
+    assert np.array_equal(told.anomaly_map(X), explicit.anomaly_map(X))
+    untold = RobustDiffusion(**params).fit(X)  # separate samples: flagged points only
+    assert untold.clean_settings_["samples"] is False
+    assert not np.array_equal(untold.clean_mask_, told.clean_mask_)
+    pinned = RobustDiffusion(**params, clean_samples=False).fit(X, overlapping=True)  # an explicit value wins
+    assert pinned.clean_settings_["samples"] is False
+    assert np.array_equal(pinned.clean_mask_, untold.clean_mask_)
+    images = np.random.default_rng(5).normal(size=(6, 1, 8, 8)).astype(np.float32)
+    tiles = RobustDiffusion(**{**TINY_1D, "dims": 2}).fit(images, overlapping=True)
+    assert tiles.clean_settings_["samples"] is False  # overlapping grids were not measured: no whole drops
+
+
 def test_benjamini_hochberg_step_up():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     # m = 10, q = 0.05: thresholds 0.005, 0.01, 0.015, …; the largest k with p_(k) <= k q / m is k = 2
@@ -187,12 +213,19 @@ def test_detector_no_op_values_reproduce_the_default_fit():
     # 64 points or L // 2
     waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 8, "clean_prior": "discord"}
     explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=16, clean_fdr=0.01, clean_samples=False).fit(X)
-    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16}
+    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16, "samples": False}
     assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
     share = RobustDiffusion(**TINY_1D, **grid).fit(X)
-    assert share.clean_settings_ == {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None}
+    assert share.clean_settings_ == {
+        "rule": "share",
+        "rounds": 5,
+        "dilate": 2,
+        "prior": "none",
+        "prior_m": None,
+        "samples": False,
+    }
     test = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples=True).fit(X)
     assert test.clean_mask_.mean() < share.clean_mask_.mean()
     two_sided = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples="two_sided").fit(X)
@@ -203,7 +236,14 @@ def test_auto_cleaning_keeps_the_share_rule_on_images_and_the_prior_off_where_it
     images = np.random.default_rng(5).normal(size=(6, 1, 8, 8)).astype(np.float32)
     tiny_2d = {**TINY_1D, "dims": 2}
     auto = RobustDiffusion(**tiny_2d).fit(images)
-    assert auto.clean_settings_ == {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None}
+    assert auto.clean_settings_ == {
+        "rule": "share",
+        "rounds": 5,
+        "dilate": 2,
+        "prior": "none",
+        "prior_m": None,
+        "samples": False,
+    }
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
     explicit = RobustDiffusion(**tiny_2d, **grid).fit(images)
     assert np.array_equal(auto.clean_mask_, explicit.clean_mask_)
@@ -393,7 +433,14 @@ def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
     X = np.random.default_rng(11).normal(size=(8, 1, 32)).astype(np.float32)
     det = RobustDiffusion(**TINY_1D, clean_rounds=np.int64(2), clean_dilate=np.int64(3), clean_prior_m=np.int64(8))
     det.fit(X).save(tmp_path / "d.pt")
-    assert det.clean_settings_ == {"rule": "test", "rounds": 2, "dilate": 3, "prior": "discord", "prior_m": 8}
+    assert det.clean_settings_ == {
+        "rule": "test",
+        "rounds": 2,
+        "dilate": 3,
+        "prior": "discord",
+        "prior_m": 8,
+        "samples": False,
+    }
     assert all(type(v) in (str, int) for v in det.clean_settings_.values())
     assert RobustDiffusion.load(tmp_path / "d.pt").clean_settings_ == det.clean_settings_
 

@@ -89,6 +89,19 @@ def test_long_record_windows_overlap_and_contamination_spreads():
     assert meta["test_point_mask"].shape == (1, 2048)
 
 
+@pytest.mark.parametrize("hop", [None, 32, 64])
+def test_datasets_say_whether_their_training_windows_overlap_without_making_them(hop):
+    from rddpm_signals.datasets import training_windows_overlap
+
+    for name in FAMILIES["long"]:
+        data = small(name, hop=hop)
+        assert training_windows_overlap(name, **SMALL[name], hop=hop) == data.meta["train_layout"].overlapping
+        assert data.dims == 1  # the harness keys clean_samples="auto" of the overlapping sets as 1D
+    assert training_windows_overlap("long_record", **SMALL["long_record"], hop=16)
+    assert not training_windows_overlap("long_record", **SMALL["long_record"], hop=64)  # hop = window
+    assert not training_windows_overlap("dev_signals", **SMALL["dev_signals"])
+
+
 def test_long_record_stitching_recovers_a_planted_point_map_exactly():
     """A fake detector whose window maps are cut from one planted per-point map: the stitched per-point map the
     harness scores is that planted map, and the masks are the record's point mask."""

@@ -158,6 +158,24 @@ def test_equivalent_spellings_share_one_key():
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
 
 
+def test_auto_sample_rule_is_keyed_as_what_it_resolves_to_on_each_dataset():
+    """The harness fits without ``overlapping=``: on the long records (overlapping windows) the default is keyed and
+    built as ``clean_samples="flagged"``, elsewhere as ``False`` (so the cells cached before "auto" keep their keys)."""
+    from rddpm_signals.harness.cells import build_detector
+
+    for dataset, preset in (("long_record", "develop"), ("val_long_record", "validate")):
+        default = Cell(dataset, "rddpm", 0.2, 0, preset)
+        assert default.key() == Cell(dataset, "rddpm:clean_samples=flagged", 0.2, 0, preset).key()
+        assert default.key() != Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, preset).key()
+        assert build_detector(default.resolved(), dims=1).clean_samples == "flagged"
+        wide = default.resolved({"hop": 128})  # windows that no longer overlap: separate samples
+        assert wide["params"].get("clean_samples", False) is False
+    for dataset in ("forging", "dev_signals"):
+        default = Cell(dataset, "rddpm", 0.2, 0, "develop")
+        assert default.key() == Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, "develop").key()
+        assert build_detector(default.resolved(), dims=1).clean_samples is False
+
+
 def test_built_detectors_have_the_parameters_their_method_names():
     """The key omits a parameter that holds its original value (map_structure="none"); the detector built from the
     resolved cell must still get that value, not the library's newer default ("auto")."""
@@ -173,6 +191,8 @@ def test_built_detectors_have_the_parameters_their_method_names():
         built = build_detector(cell.resolved(), dims=1).get_params()
         wanted = RobustDiffusion(dims=1, **{**model_params("smoke", "forging"), **method.params}).get_params()
         wanted.update(random_state=0, verbose=False)
+        if wanted["self_clean"] and wanted["clean_samples"] == "auto":
+            wanted["clean_samples"] = False  # what "auto" resolves to on forging's separate samples
         listed = {k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()}  # as the key stores them
         assert built == listed, name
     pinned = build_detector(Cell("forging", "rddpm:map_structure=none", 0.2, 0, "smoke").resolved(), dims=1)

@@ -73,6 +73,16 @@ def test_long_record_streamed_equals_whole(tmp_path):
     assert streamed.score == pytest.approx(whole.score, abs=1e-6)
 
 
+def test_the_detector_is_told_when_its_training_windows_overlap():
+    """Windows cut with overlap reach RobustDiffusion as ``fit(X, overlapping=True)`` (``clean_samples="auto"`` then
+    drops flagged windows whole); a detector whose ``fit`` takes no such argument is fitted as before."""
+    overlapping = AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rddpm", detector_params=TINY)
+    assert overlapping.fit(records()).detector_.clean_settings_["samples"] == "flagged"
+    separate = AnomalyModel(adapters.WaveformAdapter(window=64), "rddpm", detector_params=TINY).fit(records())
+    assert separate.detector_.clean_settings_["samples"] is False
+    assert AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rpca").fit(records()).detector_.dims_ == 1
+
+
 def test_failed_fit_leaves_the_model_unfitted():
     model = AnomalyModel(adapters.WaveformAdapter(window=64), "rddpm", detector_params=TINY)
     bad = [adapters.Record(np.full((1, 200), np.nan), 100.0)]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .base import AnomalyDataset
 
-__all__ = ["AnomalyDataset", "load", "register", "available"]
+__all__ = ["AnomalyDataset", "load", "register", "available", "training_windows_overlap"]
 
 # name → "module:function" inside this package, or "module:function:first-argument"
 _BUILTIN: dict[str, str] = {
@@ -58,3 +58,15 @@ def _factory(name: str) -> Callable[..., AnomalyDataset]:
 def load(name: str, contamination: float = 0.2, seed: int = 0, **options) -> AnomalyDataset:
     """Generate (or read from an installed package) the dataset ``name``."""
     return _factory(name)(contamination=contamination, seed=seed, **options)
+
+
+def training_windows_overlap(name: str, **options) -> bool:
+    """Whether ``load(name, **options)``'s training samples are windows that overlap (its ``meta["train_layout"]``'s
+    ``overlapping``), known without generating them: a built-in generator says so through a
+    ``training_windows_overlap`` function of its module (the long records); any other dataset, registered ones
+    included, counts as separate samples."""
+    if name in _REGISTERED:
+        return False
+    factory = _factory(name)
+    predict = getattr(importlib.import_module(factory.func.__module__), "training_windows_overlap", None)
+    return bool(predict(*factory.args, **options)) if predict is not None else False

@@ -25,7 +25,7 @@ import numpy as np
 from ._defects1d import NOISE, MachineCycles, PulseTrain, segment_defect, visible
 from .base import AnomalyDataset, check_contamination, check_defects, split_counts
 
-__all__ = ["make_long_record", "point_maps", "FAMILIES"]
+__all__ = ["make_long_record", "point_maps", "training_windows_overlap", "FAMILIES"]
 
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "dev": ("machine_cycles", ("frequency_change", "amplitude_change", "level_shift", "spike")),
@@ -118,6 +118,18 @@ def _contaminate(
     return change, mask, events
 
 
+def training_windows_overlap(
+    family: str = "dev", train_length: int = 24576, window: int = 128, hop: int | None = None, **_: object
+) -> bool:
+    """Whether :func:`make_long_record`'s training windows overlap (its ``train_layout.overlapping``), from its
+    options alone, without making the record: the benchmark harness keys ``clean_samples="auto"`` by it."""
+    from adapters.base import overlap_share, plan_windows
+
+    hop = max(1, window // 4) if hop is None else hop
+    record, offset = plan_windows([(train_length,)], (window,), (hop,))
+    return overlap_share([(train_length,)], record, offset, (window,)) >= 0.5
+
+
 def make_long_record(
     family: str,
     contamination: float = 0.2,
@@ -134,8 +146,8 @@ def make_long_record(
     windows holding an anomaly; ``test_x`` ``(N_test, 1, window)`` from a ``test_length``-point record with
     ``test_anomaly_share`` of its windows holding one. ``hop`` defaults to ``window // 4``.
 
-    ``meta``: ``adapter`` (the fitted :class:`adapters.WaveformAdapter`), ``test_layout`` (its layout of the test
-    record), ``test_point_mask`` ``(1, test_length)``, ``train_point_mask`` ``(1, train_length)``,
+    ``meta``: ``adapter`` (the fitted :class:`adapters.WaveformAdapter`), ``train_layout`` / ``test_layout`` (its
+    layouts of the two records), ``test_point_mask`` ``(1, test_length)``, ``train_point_mask`` ``(1, train_length)``,
     ``point_share`` / ``window_share`` (training record), ``train_events`` / ``test_events``."""
     from adapters import WaveformAdapter
 
@@ -186,6 +198,7 @@ def make_long_record(
             "hop": hop,
             "defects": defects,
             "adapter": adapter,
+            "train_layout": train_layout,
             "test_layout": test_layout,
             "train_point_mask": masks[0][None],
             "test_point_mask": masks[1][None],

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
-from ..cleaning import auto_signature, is_auto
+from ..cleaning import auto_samples, auto_signature, is_auto
 from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
@@ -63,8 +63,10 @@ class Cell:
     seed: int
     preset: str = "quick"
 
-    def resolved(self) -> dict:
-        """Everything that determines the cell's result."""
+    def resolved(self, data_options: dict | None = None) -> dict:
+        """Everything that determines the cell's result; ``data_options`` over the preset's dataset options (another
+        sample length, say)."""
+        options = {**dataset_options(self.preset, self.dataset), **(data_options or {})}
         spec = parse_method(self.method)
         train_contamination = 0.0 if spec.trains_clean else self.contamination
         if spec.is_diffusion:
@@ -78,6 +80,10 @@ class Cell:
         # a changed library default gives a new key instead of a stale cached result.
         params = _detector_class(detector)(dims=1, **params).get_params()
         params.pop("dims")
+        if detector == "RobustDiffusion" and is_auto(params["clean_samples"]):
+            # The harness fits without fit(overlapping=): key, and pass, what "auto" resolves to on this dataset. The
+            # built-in sets cut with overlap are the long records, all 1D (tests/test_harness.py checks).
+            params["clean_samples"] = auto_samples(1, datasets.training_windows_overlap(self.dataset, **options))
         if detector == "RobustDiffusion" and not params["self_clean"]:
             # Settings of a switched-off feature change nothing: keep them out of the key, so a new default for
             # them does not invalidate the cells that never used them.
@@ -86,7 +92,7 @@ class Cell:
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         resolved = {
             "dataset": self.dataset,
-            "data_options": dataset_options(self.preset, self.dataset),
+            "data_options": options,
             "train_contamination": train_contamination,
             "seed": self.seed,
             "detector": detector,
