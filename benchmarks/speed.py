@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rddpm_signals import RobustDiffusion, datasets, metrics
 from rddpm_signals._io import atomic_write_text, markdown_table
+from rddpm_signals.cleaning import auto_by_layout, is_auto
 from rddpm_signals.harness.presets import dataset_options, model_params
 from rddpm_signals.losses import make_loss
 from rddpm_signals.nets import UNet
@@ -81,7 +82,12 @@ def training_throughput(data, dataset: str, args: argparse.Namespace) -> list:
 
     det = _detector(dataset, args, dims=data.dims)
     x = torch.from_numpy(data.train_x[: det.batch_size])
-    loss_fn = make_loss(det.loss, delta=det.delta, trim=det.trim)
+    # what fit trains these separate samples with (loss="auto" resolved as fit resolves it without self-cleaning)
+    loss_fn = make_loss(
+        auto_by_layout(data.dims, False, False)["loss"] if is_auto(det.loss) else det.loss,
+        delta=det.delta,
+        trim=det.trim,
+    )
 
     def bare_seconds(steps: int) -> float:
         torch.manual_seed(0)

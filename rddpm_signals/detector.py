@@ -28,8 +28,8 @@ from .cleaning import (
     AUTO,
     CLEAN_PRIORS,
     SelfCleaning,
+    auto_by_layout,
     auto_prior_m,
-    auto_samples,
     check_cleaning_settings,
     discord_maps,
     flag_discord_maps,
@@ -40,7 +40,7 @@ from .diffusion.noise import make_noise_fn
 from .diffusion.sampler import SAMPLERS
 from .diffusion.schedule import NoiseSchedule
 from .distributed import Shard, prepare, resolve_device
-from .losses import make_loss
+from .losses import LOSSES, make_loss
 from .maps import (
     MAP_STRUCTURES,
     SCORE_MODES,
@@ -134,8 +134,11 @@ class RobustDiffusion(BaseDetector):
     ----------
     dims: 1, 2 or ``None`` (the default: taken from the array ``fit`` gets, a 3-D ``(N, C, L)`` → 1, a 4-D
         ``(N, C, H, W)`` → 2; the resolved value is the fitted attribute ``dims_``).
-    loss: the noise-prediction loss, one of :data:`rddpm_signals.losses.LOSSES`: ``"mse"`` (plain DDPM), ``"l1"``,
-        ``"huber"``, ``"pseudo_huber"``, ``"lts"`` (the paper's), and the variants ``"huber_adaptive"``,
+    loss: the noise-prediction loss: ``"auto"`` (the default) is ``"mse"`` for self-cleaned 1D samples that overlap
+        (``fit(X, overlapping=True)``) where flagged windows are dropped whole (``clean_samples`` ``"auto"`` or
+        ``"flagged"``), and ``"lts"`` everywhere else (:func:`rddpm_signals.cleaning.auto_by_layout`; the fitted
+        attribute ``loss_`` says which); or one of :data:`rddpm_signals.losses.LOSSES`: ``"mse"`` (plain DDPM),
+        ``"l1"``, ``"huber"``, ``"pseudo_huber"``, ``"lts"`` (the paper's), and the variants ``"huber_adaptive"``,
         ``"pseudo_huber_scheduled"``, ``"lts_bucket"``, ``"lts_element"``, ``"lts_test"``, ``"tukey"``,
         ``"cauchy"``, ``"geman_mcclure"`` (see :mod:`rddpm_signals.losses.objectives`).
     delta: the loss's threshold: Huber δ / pseudo-Huber c in noise units, or for the scaled variants a multiple of
@@ -196,15 +199,14 @@ class RobustDiffusion(BaseDetector):
     clean_samples: with self-cleaning, also drop whole training samples: ``"auto"`` (the default) is ``"flagged"``
         for 1D samples that overlap (``fit(X, overlapping=True)``: windows cut with a short hop from long records,
         as :class:`~rddpm_signals.AnomalyModel` and the CLI pass when the adapter's ``Layout.overlapping``), else
-        ``False`` (:func:`rddpm_signals.cleaning.auto_samples`); ``False`` drops none; ``True`` drops the samples
+        ``False`` (:func:`rddpm_signals.cleaning.auto_by_layout`); ``False`` drops none; ``True`` drops the samples
         whose map mean or upper tail is an outlier among the training samples (same test, across samples);
         ``"two_sided"`` also drops samples whose map mean is unusually low (samples of another, simpler kind, which
         the network reconstructs more easily); ``"flagged"`` drops every sample that holds a flagged point
-        (``clean_prior``'s included), so no flagged defect reaches the network even as the context of its
-        neighbours. On overlapping windows a dropped window's points are still seen in its neighbours: on the two
-        long-record sets (windows of 128 every 32) it raised ``val_long_record`` at 20–30 % and held
-        ``long_record`` (docs/RESULTS.md §32); on sets of separate samples it cost forging and dev_signals at 30 %
-        (§31f), so it is not used there.
+        (``clean_prior``'s included) while they are at most half of the samples. On overlapping windows a dropped
+        window's points are still seen in its neighbours: there ``"auto"`` drops flagged windows whole and trains with
+        ``loss="auto"``'s plain MSE (docs/RESULTS.md §34a); on sets of separate samples dropping them cost forging
+        and dev_signals at 30 % (§31f), so it is not used there.
     clean_sample_refine: with ``clean_samples``, estimate the bulk again without the samples already dropped until
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
@@ -281,19 +283,19 @@ class RobustDiffusion(BaseDetector):
         with a one-line error naming what differs. ``resume=False`` ignores an existing checkpoint.
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
-    ``loss_history_`` ``(train_steps,)``, ``device_``; with self-cleaning ``clean_settings_`` (dict: the ``rule``,
-    ``rounds``, ``dilate``, ``prior``, ``prior_m`` and ``samples`` the fit used, ``"auto"`` resolved), ``clean_mask_``
-    (N, …grid) bool, the training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per
-    cleaning round: refit stage, training step, share of the training points excluded, samples dropped whole; with
-    position normalisation ``map_center_`` / ``map_scale_`` (…grid); with ``map_structure="discord"``
-    ``discord_reference_`` ``(C, R)``, ``discord_scales_`` ``(4,)`` (centre and scale of the reconstruction map, then of
-    the profile) and ``discord_m_``.
+    ``loss_`` (the loss trained with, ``"auto"`` resolved), ``loss_history_`` ``(train_steps,)``, ``device_``; with
+    self-cleaning ``clean_settings_`` (dict: the ``rule``, ``rounds``, ``dilate``, ``prior``, ``prior_m`` and
+    ``samples`` the fit used, ``"auto"`` resolved), ``clean_mask_`` (N, …grid) bool, the training points excluded at
+    the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning round: refit stage, training step, share of
+    the training points excluded, samples dropped whole; with position normalisation ``map_center_`` /
+    ``map_scale_`` (…grid); with ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``, ``discord_scales_``
+    ``(4,)`` (centre and scale of the reconstruction map, then of the profile) and ``discord_m_``.
     """
 
     def __init__(
         self,
         dims: int | None = None,
-        loss: str = "lts",
+        loss: str = "auto",
         delta: float | None = None,
         trim: float | None = None,
         channels: int = 32,
@@ -440,6 +442,8 @@ class RobustDiffusion(BaseDetector):
             if not 0 <= int(t0) <= self.timesteps:
                 raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
+        if not (is_auto(self.loss) or self.loss in LOSSES):
+            raise ValueError(f"unknown loss {self.loss!r}: use one of {[AUTO, *sorted(LOSSES)]}")
 
     def _check_prior_fits(self, X: np.ndarray, dims: int, settings: dict) -> None:
         """The prior ``settings`` chose (:meth:`_chosen_cleaning`) must suit the samples ``X``."""
@@ -463,10 +467,9 @@ class RobustDiffusion(BaseDetector):
         :meth:`_auto_settings`, with an ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2
         points), ``prior_m``: the discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`;
         unused without it), and ``samples``: ``clean_samples``, an ``"auto"`` one by
-        :func:`~rddpm_signals.cleaning.auto_samples`."""
+        :func:`~rddpm_signals.cleaning.auto_by_layout`."""
         settings = self._auto_settings(dims, X.shape[-1])
-        samples = self.clean_samples
-        settings["samples"] = auto_samples(dims, overlapping) if is_auto(samples) else samples
+        settings["samples"] = auto_by_layout(dims, overlapping, samples=self.clean_samples)["samples"]
         if is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
             settings["prior"] = "none"
         m = self.clean_prior_m
@@ -551,7 +554,8 @@ class RobustDiffusion(BaseDetector):
         """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``.
 
         ``overlapping``: the samples are windows that overlap (an adapter's ``Layout.overlapping``), so a point left
-        out of one is still seen in another; ``clean_samples="auto"`` then drops flagged 1D windows whole.
+        out of one is still seen in another; on 1D windows ``clean_samples="auto"`` then drops flagged windows whole
+        and ``loss="auto"`` is plain MSE (:func:`~rddpm_signals.cleaning.auto_by_layout`).
 
         All or nothing: on any error (bad input, a refused checkpoint, a non-finite loss, an interrupt) the detector
         is left exactly as it was before the call — unfitted, or with its previous fit."""
@@ -586,6 +590,8 @@ class RobustDiffusion(BaseDetector):
         self._check_structure_fits(X, dims)
         cleaning = self._chosen_cleaning(X, dims, overlapping)
         self._check_prior_fits(X, dims, cleaning)
+        auto_loss = auto_by_layout(dims, overlapping, self.self_clean, self.clean_samples)["loss"]
+        self.loss_ = str(auto_loss if is_auto(self.loss) else self.loss)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group
@@ -643,6 +649,7 @@ class RobustDiffusion(BaseDetector):
             return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
 
         params = {k: repr(v) for k, v in sorted(self.get_params().items()) if k not in _NOT_TRAINING}
+        params["loss"] = repr(self.loss_)  # as resolved: loss="auto" depends on overlapping=
         return {
             "format": _CHECKPOINT_FORMAT,
             "version": __version__,
@@ -650,7 +657,7 @@ class RobustDiffusion(BaseDetector):
             "dims": dims,
             "stage": Path(path).suffix if Path(path).suffix.startswith(".stage") else "final",
             "excluded": "none" if prior is None else digest(prior),
-            # the "auto" settings as this fit resolved them (clean_samples="auto" depends on overlapping=)
+            # the cleaning's "auto" settings as this fit resolved them (clean_samples="auto" depends on overlapping=)
             "cleaning": repr(sorted(self.clean_settings_.items())) if self.self_clean else "none",
             **params,
         }
@@ -674,7 +681,7 @@ class RobustDiffusion(BaseDetector):
         (``None`` without); ``prior`` ``(N, …grid)`` (the points an earlier stage excluded) is excluded from the
         first step on and stays excluded."""
         loss_fn = make_loss(
-            self.loss, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
+            self.loss_, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(self.random_state, 0))
@@ -693,7 +700,7 @@ class RobustDiffusion(BaseDetector):
             fingerprint=None if checkpoint_path is None else self._fingerprint(data, dims, prior, checkpoint_path),
             resume=self.resume,
             verbose=self.verbose,
-            description=f"fit {self.loss}",
+            description=f"fit {self.loss_}",
         )
         reweighter = None
         if self.self_clean:
@@ -929,7 +936,7 @@ class RobustDiffusion(BaseDetector):
     _FITTED_ARRAYS += ("sample_location_", "sample_precision_", "map_structure_scores_")
     _FITTED_ARRAYS += ("discord_reference_", "discord_scales_", "discord_m_")
     # fitted choices, saved as they are: a string (map_structure="auto") and a dict (the "auto" cleaning settings)
-    _FITTED_CHOICES = ("map_structure_", "clean_settings_")
+    _FITTED_CHOICES = ("map_structure_", "clean_settings_", "loss_")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write parameters, EMA weights, normalisations, ``dims_`` and fitted arrays to ``path`` (atomically)."""

@@ -9,9 +9,9 @@ from helpers import TINY_1D
 from rddpm_signals import RobustDiffusion
 from rddpm_signals.cleaning import (
     SelfCleaning,
+    auto_by_layout,
     auto_dilate,
     auto_prior_m,
-    auto_samples,
     benjamini_hochberg,
     discord_maps,
     flag_discord_maps,
@@ -163,29 +163,42 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
         assert cleaner.history[-1][2] == (count if whole else 0)
 
 
-def test_auto_sample_rule_drops_flagged_windows_whole_only_where_1d_samples_overlap():
-    assert auto_samples(1, True) == "flagged"
-    assert auto_samples(1, False) is False and auto_samples(2, True) is False and auto_samples(2, False) is False
+def test_auto_recipe_drops_flagged_windows_whole_without_the_trim_only_where_1d_samples_overlap():
+    assert auto_by_layout(1, True) == {"samples": "flagged", "loss": "mse"}
+    separate = {"samples": False, "loss": "lts"}
+    assert auto_by_layout(1, False) == auto_by_layout(2, True) == auto_by_layout(2, False) == separate
+    assert auto_by_layout(1, True, self_clean=False) == separate  # nothing dropped: the trim stays
+    assert auto_by_layout(1, True, samples="flagged") == {"samples": "flagged", "loss": "mse"}
+    assert auto_by_layout(1, True, samples=False) == separate  # windows kept whole: the trim stays
+    assert auto_by_layout(1, True, samples="two_sided") == {"samples": "two_sided", "loss": "lts"}
+    assert auto_by_layout(1, False, samples="flagged") == {"samples": "flagged", "loss": "lts"}
     rng = np.random.default_rng(9)
     X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
     X[2, 0, 20:30] = 1.5
     params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2}
     told = RobustDiffusion(**params).fit(X, overlapping=True)
-    assert told.clean_settings_["samples"] == "flagged"
+    assert told.clean_settings_["samples"] == "flagged" and told.loss_ == "mse"
     held = told.clean_mask_.reshape(16, -1)
     assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
-    explicit = RobustDiffusion(**params, clean_samples="flagged").fit(X)
+    explicit = RobustDiffusion(**params, clean_samples="flagged", loss="mse").fit(X)
     assert np.array_equal(told.clean_mask_, explicit.clean_mask_)
     assert np.array_equal(told.anomaly_map(X), explicit.anomaly_map(X))
-    untold = RobustDiffusion(**params).fit(X)  # separate samples: flagged points only
-    assert untold.clean_settings_["samples"] is False
+    untold = RobustDiffusion(**params).fit(X)  # separate samples: flagged points only, the trimmed loss
+    assert untold.clean_settings_["samples"] is False and untold.loss_ == "lts"
     assert not np.array_equal(untold.clean_mask_, told.clean_mask_)
-    pinned = RobustDiffusion(**params, clean_samples=False).fit(X, overlapping=True)  # an explicit value wins
-    assert pinned.clean_settings_["samples"] is False
+    trimmed = RobustDiffusion(**params, loss="lts", clean_samples=False).fit(X)
+    assert np.array_equal(untold.anomaly_map(X), trimmed.anomaly_map(X))
+    pinned = RobustDiffusion(**params, clean_samples=False, loss="lts").fit(X, overlapping=True)  # explicit wins
+    assert pinned.clean_settings_["samples"] is False and pinned.loss_ == "lts"
     assert np.array_equal(pinned.clean_mask_, untold.clean_mask_)
+    assert np.array_equal(pinned.anomaly_map(X), untold.anomaly_map(X))
+    plain = RobustDiffusion(**params, self_clean=False).fit(X, overlapping=True)  # nothing dropped: trim kept
+    assert plain.loss_ == "lts"
     images = np.random.default_rng(5).normal(size=(6, 1, 8, 8)).astype(np.float32)
     tiles = RobustDiffusion(**{**TINY_1D, "dims": 2}).fit(images, overlapping=True)
-    assert tiles.clean_settings_["samples"] is False  # overlapping grids were not measured: no whole drops
+    assert tiles.clean_settings_["samples"] is False and tiles.loss_ == "lts"  # overlapping grids: not measured
+    with pytest.raises(ValueError, match="unknown loss 'msa'"):
+        RobustDiffusion(**params, loss="msa").fit(X)
 
 
 def test_benjamini_hochberg_step_up():
@@ -441,7 +454,7 @@ def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
         "prior_m": 8,
         "samples": False,
     }
-    assert all(type(v) in (str, int) for v in det.clean_settings_.values())
+    assert all(type(v) in (str, int, bool) for v in det.clean_settings_.values())
     assert RobustDiffusion.load(tmp_path / "d.pt").clean_settings_ == det.clean_settings_
 
 

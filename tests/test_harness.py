@@ -158,22 +158,30 @@ def test_equivalent_spellings_share_one_key():
     assert Cell("forging", "clean", 0.2, 0, "smoke").key() == Cell("forging", "rddpm", 0.0, 0, "smoke").key()
 
 
-def test_auto_sample_rule_is_keyed_as_what_it_resolves_to_on_each_dataset():
+def test_auto_layout_recipe_is_keyed_as_what_it_resolves_to_on_each_dataset():
     """The harness fits without ``overlapping=``: on the long records (overlapping windows) the default is keyed and
-    built as ``clean_samples="flagged"``, elsewhere as ``False`` (so the cells cached before "auto" keep their keys)."""
+    built as ``clean_samples="flagged", loss="mse"``, elsewhere as ``False`` and ``"lts"`` (so the cells cached
+    before "auto" keep their keys)."""
     from rddpm_signals.harness.cells import build_detector
 
     for dataset, preset in (("long_record", "develop"), ("val_long_record", "validate")):
         default = Cell(dataset, "rddpm", 0.2, 0, preset)
+        assert default.key() == Cell(dataset, "rddpm:loss=mse,clean_samples=flagged", 0.2, 0, preset).key()
         assert default.key() == Cell(dataset, "rddpm:clean_samples=flagged", 0.2, 0, preset).key()
-        assert default.key() != Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, preset).key()
-        assert build_detector(default.resolved(), dims=1).clean_samples == "flagged"
+        assert default.key() != Cell(dataset, "rddpm:clean_samples=flagged,loss=lts", 0.2, 0, preset).key()
+        kept = Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, preset)  # windows kept whole: the trim stays
+        assert kept.key() == Cell(dataset, "rddpm:clean_samples=false,loss=lts", 0.2, 0, preset).key()
+        built = build_detector(default.resolved(), dims=1)
+        assert (built.clean_samples, built.loss) == ("flagged", "mse")
         wide = default.resolved({"hop": 128})  # windows that no longer overlap: separate samples
-        assert wide["params"].get("clean_samples", False) is False
+        assert wide["params"].get("clean_samples", False) is False and wide["params"]["loss"] == "lts"
+        unclean = Cell(dataset, "rddpm:self_clean=false", 0.2, 0, preset)  # nothing dropped: the trim stays
+        assert unclean.key() == Cell(dataset, "rddpm:self_clean=false,loss=lts", 0.2, 0, preset).key()
     for dataset in ("forging", "dev_signals"):
         default = Cell(dataset, "rddpm", 0.2, 0, "develop")
-        assert default.key() == Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, "develop").key()
-        assert build_detector(default.resolved(), dims=1).clean_samples is False
+        assert default.key() == Cell(dataset, "rddpm:clean_samples=false,loss=lts", 0.2, 0, "develop").key()
+        built = build_detector(default.resolved(), dims=1)
+        assert (built.clean_samples, built.loss) == (False, "lts")
 
 
 def test_built_detectors_have_the_parameters_their_method_names():
@@ -193,6 +201,8 @@ def test_built_detectors_have_the_parameters_their_method_names():
         wanted.update(random_state=0, verbose=False)
         if wanted["self_clean"] and wanted["clean_samples"] == "auto":
             wanted["clean_samples"] = False  # what "auto" resolves to on forging's separate samples
+        if wanted["loss"] == "auto":
+            wanted["loss"] = "lts"
         listed = {k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()}  # as the key stores them
         assert built == listed, name
     pinned = build_detector(Cell("forging", "rddpm:map_structure=none", 0.2, 0, "smoke").resolved(), dims=1)

@@ -74,12 +74,13 @@ def test_long_record_streamed_equals_whole(tmp_path):
 
 
 def test_the_detector_is_told_when_its_training_windows_overlap():
-    """Windows cut with overlap reach RobustDiffusion as ``fit(X, overlapping=True)`` (``clean_samples="auto"`` then
-    drops flagged windows whole); a detector whose ``fit`` takes no such argument is fitted as before."""
+    """Windows cut with overlap reach RobustDiffusion as ``fit(X, overlapping=True)`` (``"auto"`` then drops flagged
+    windows whole and trains with MSE); a detector whose ``fit`` takes no such argument is fitted as before."""
     overlapping = AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rddpm", detector_params=TINY)
-    assert overlapping.fit(records()).detector_.clean_settings_["samples"] == "flagged"
+    told = overlapping.fit(records()).detector_
+    assert (told.clean_settings_["samples"], told.loss_) == ("flagged", "mse")
     separate = AnomalyModel(adapters.WaveformAdapter(window=64), "rddpm", detector_params=TINY).fit(records())
-    assert separate.detector_.clean_settings_["samples"] is False
+    assert (separate.detector_.clean_settings_["samples"], separate.detector_.loss_) == (False, "lts")
     assert AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rpca").fit(records()).detector_.dims_ == 1
 
 

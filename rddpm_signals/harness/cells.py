@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
-from ..cleaning import auto_samples, auto_signature, is_auto
+from ..cleaning import auto_by_layout, auto_signature, is_auto
 from ..metrics import evaluate
 from .methods import DIFFUSION_METHODS, parse_method
 from .presets import dataset_options, model_params
@@ -80,10 +80,14 @@ class Cell:
         # a changed library default gives a new key instead of a stale cached result.
         params = _detector_class(detector)(dims=1, **params).get_params()
         params.pop("dims")
-        if detector == "RobustDiffusion" and is_auto(params["clean_samples"]):
+        if detector == "RobustDiffusion":
             # The harness fits without fit(overlapping=): key, and pass, what "auto" resolves to on this dataset. The
             # built-in sets cut with overlap are the long records, all 1D (tests/test_harness.py checks).
-            params["clean_samples"] = auto_samples(1, datasets.training_windows_overlap(self.dataset, **options))
+            overlapping = datasets.training_windows_overlap(self.dataset, **options)
+            recipe = auto_by_layout(1, overlapping, params["self_clean"], params["clean_samples"])
+            for name, setting in (("clean_samples", "samples"), ("loss", "loss")):
+                if is_auto(params[name]):
+                    params[name] = recipe[setting]
         if detector == "RobustDiffusion" and not params["self_clean"]:
             # Settings of a switched-off feature change nothing: keep them out of the key, so a new default for
             # them does not invalidate the cells that never used them.
