@@ -24,6 +24,9 @@ from rddpm_signals.cleaning import (
 from rddpm_signals.scoring import PositionNormalizer
 from rddpm_signals.subsequences import default_m, profile_maps, reference_of
 
+# what a fit records in clean_settings_ for the grids' "auto" recipe (and for it spelled out on 1D samples)
+GRID_CHOICE = {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None, "samples": False}
+
 
 def _noise_maps(shape, seed=0):
     return np.abs(np.random.default_rng(seed).normal(size=shape))
@@ -231,14 +234,7 @@ def test_detector_no_op_values_reproduce_the_default_fit():
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
     share = RobustDiffusion(**TINY_1D, **grid).fit(X)
-    assert share.clean_settings_ == {
-        "rule": "share",
-        "rounds": 5,
-        "dilate": 2,
-        "prior": "none",
-        "prior_m": None,
-        "samples": False,
-    }
+    assert share.clean_settings_ == GRID_CHOICE
     test = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples=True).fit(X)
     assert test.clean_mask_.mean() < share.clean_mask_.mean()
     two_sided = RobustDiffusion(**TINY_1D, **{**grid, "clean_rule": "test"}, clean_samples="two_sided").fit(X)
@@ -249,14 +245,7 @@ def test_auto_cleaning_keeps_the_share_rule_on_images_and_the_prior_off_where_it
     images = np.random.default_rng(5).normal(size=(6, 1, 8, 8)).astype(np.float32)
     tiny_2d = {**TINY_1D, "dims": 2}
     auto = RobustDiffusion(**tiny_2d).fit(images)
-    assert auto.clean_settings_ == {
-        "rule": "share",
-        "rounds": 5,
-        "dilate": 2,
-        "prior": "none",
-        "prior_m": None,
-        "samples": False,
-    }
+    assert auto.clean_settings_ == GRID_CHOICE
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
     explicit = RobustDiffusion(**tiny_2d, **grid).fit(images)
     assert np.array_equal(auto.clean_mask_, explicit.clean_mask_)
