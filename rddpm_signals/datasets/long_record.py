@@ -122,12 +122,13 @@ def training_windows_overlap(
     family: str = "dev", train_length: int = 24576, window: int = 128, hop: int | None = None, **_: object
 ) -> bool:
     """Whether :func:`make_long_record`'s training windows overlap (its ``train_layout.overlapping``), from its
-    options alone, without making the record: the benchmark harness keys ``clean_samples="auto"`` by it."""
-    from adapters.base import overlap_share, plan_windows
+    options alone, without making the record: the benchmark harness resolves ``clean_samples="auto"`` and
+    ``loss="auto"`` by it."""
+    from adapters.base import Layout, plan_windows
 
     hop = max(1, window // 4) if hop is None else hop
     record, offset = plan_windows([(train_length,)], (window,), (hop,))
-    return overlap_share([(train_length,)], record, offset, (window,)) >= 0.5
+    return Layout("WaveformAdapter", record, offset, (window,), ((train_length,),)).overlapping
 
 
 def make_long_record(
