@@ -6,7 +6,8 @@ A method is named ``NAME`` or ``NAME:key=value,key=value``; the overrides go to 
 strings otherwise.
 
 ==============  =========================================================================================
-``rddpm``       ``RobustDiffusion()``: the library's default robust configuration (LTS + self-cleaning)
+``rddpm``       ``RobustDiffusion()``: the library's default robust configuration (LTS + self-cleaning; MSE with
+                flagged windows dropped whole where 1D windows overlap)
 ``rddpm_paper`` ``RobustDiffusion(loss="huber", delta=1.0, self_clean=False)``: the paper's fixed-δ Huber
 ``ddpm``        ``RobustDiffusion(loss="mse", self_clean=False)``: a plain DDPM
 ``anoddpm``     ``RobustDiffusion(loss="mse", noise="simplex", self_clean=False)``: AnoDDPM
@@ -39,7 +40,9 @@ class _Method:
 #: name → (detector class, constructor parameters, what it is)
 METHODS: dict[str, _Method] = {
     "rddpm": _Method(
-        "RobustDiffusion", {}, "robust diffusion, the library default (LTS + self-cleaning, map chosen at fit)"
+        "RobustDiffusion",
+        {},
+        "robust diffusion, the default (self-cleaning; LTS, or MSE on overlapping 1D windows; map chosen at fit)",
     ),
     "rddpm_paper": _Method(
         "RobustDiffusion",
