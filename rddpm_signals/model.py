@@ -297,7 +297,7 @@ class AnomalyModel:
         fit_layout = replace(
             layout, record=np.asarray(layout.record)[fit_idx], offset=np.asarray(layout.offset)[fit_idx]
         )
-        # windows cut with overlap: a detector that can use the fact is told (RobustDiffusion's clean_samples="auto")
+        # windows cut with overlap: a detector that can use the fact is told (RobustDiffusion's "auto" recipe)
         told = {"overlapping": True} if fit_layout.overlapping and has_fit_parameter(detector, "overlapping") else {}
         detector.fit(X[fit_idx] if len(fit_idx) < len(X) else X, **told)
         maps = np.asarray(detector.anomaly_map(X[cal_idx] if len(cal_idx) < len(X) else X), dtype=np.float64)

@@ -96,7 +96,7 @@ def test_datasets_say_whether_their_training_windows_overlap_without_making_them
     for name in FAMILIES["long"]:
         data = small(name, hop=hop)
         assert training_windows_overlap(name, **SMALL[name], hop=hop) == data.meta["train_layout"].overlapping
-        assert data.dims == 1  # the harness keys clean_samples="auto" of the overlapping sets as 1D
+        assert data.dims == 1  # the harness resolves the "auto" recipe of the overlapping sets as 1D
     assert training_windows_overlap("long_record", **SMALL["long_record"], hop=16)
     assert not training_windows_overlap("long_record", **SMALL["long_record"], hop=64)  # hop = window
     assert not training_windows_overlap("dev_signals", **SMALL["dev_signals"])
