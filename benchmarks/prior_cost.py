@@ -70,7 +70,7 @@ def measure(dataset: str, preset: str, n_train: int, steps: int, seed: int, prio
     defaults = RobustDiffusion().get_params()
     det = RobustDiffusion(dims=1, **params)  # the default fit's own prior: its normalisation and settings
     det.center_, det.scale_ = channel_center_scale(X)
-    det.clean_settings_ = det._chosen_cleaning(X, dims=1)
+    det.clean_settings_ = det._chosen_cleaning(X, 1, det._layout_recipe(1, overlapping=False)["samples"])
     Z = det._normalise(X)
     prior, prior_s = _timed(lambda: det._model_free_prior(Z))
     n, channels, length = X.shape

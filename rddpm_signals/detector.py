@@ -462,14 +462,18 @@ class RobustDiffusion(BaseDetector):
         given = {"rule": self.clean_rule, "rounds": self.clean_rounds, "dilate": self.clean_dilate}
         return resolve_auto({**given, "prior": self.clean_prior}, dims, length)
 
-    def _chosen_cleaning(self, X: np.ndarray, dims: int, overlapping: bool = False) -> dict:
-        """The self-cleaning settings a fit on ``X`` (``dims``-D samples, ``overlapping`` or not) uses:
-        :meth:`_auto_settings`, with an ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2
-        points), ``prior_m``: the discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`;
-        unused without it), and ``samples``: ``clean_samples``, an ``"auto"`` one by
-        :func:`~rddpm_signals.cleaning.auto_by_layout`."""
+    def _layout_recipe(self, dims: int, overlapping: bool) -> dict[str, object]:
+        """``{"samples": …, "loss": …}``: ``clean_samples`` and what ``loss="auto"`` becomes for ``dims``-D samples
+        that overlap or not (:func:`~rddpm_signals.cleaning.auto_by_layout`)."""
+        return auto_by_layout(dims, overlapping, self.self_clean, self.clean_samples)
+
+    def _chosen_cleaning(self, X: np.ndarray, dims: int, samples: object) -> dict:
+        """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
+        ``"auto"`` prior left off where it cannot run (fewer than 2 samples, or than 2 points), ``prior_m``: the
+        discord prior's length (``None`` = :func:`~rddpm_signals.subsequences.default_m`; unused without it), and
+        ``samples``: the sample rule, resolved (:meth:`_layout_recipe`)."""
         settings = self._auto_settings(dims, X.shape[-1])
-        settings["samples"] = auto_by_layout(dims, overlapping, samples=self.clean_samples)["samples"]
+        settings["samples"] = samples
         if is_auto(self.clean_prior) and (len(X) < 2 or X.shape[-1] < 2):
             settings["prior"] = "none"
         m = self.clean_prior_m
@@ -588,10 +592,10 @@ class RobustDiffusion(BaseDetector):
         self._check_params()
         X, dims = self._check_fit_X(X)
         self._check_structure_fits(X, dims)
-        cleaning = self._chosen_cleaning(X, dims, overlapping)
+        recipe = self._layout_recipe(dims, overlapping)
+        cleaning = self._chosen_cleaning(X, dims, recipe["samples"])
         self._check_prior_fits(X, dims, cleaning)
-        auto_loss = auto_by_layout(dims, overlapping, self.self_clean, self.clean_samples)["loss"]
-        self.loss_ = str(auto_loss if is_auto(self.loss) else self.loss)
+        self.loss_ = str(recipe["loss"] if is_auto(self.loss) else self.loss)
         schedule = self._schedule()
         t_range = self.timesteps if self.train_t_max is None else int(self.train_t_max)
         self.device_ = prepare(self.device)  # under torchrun: this process's GPU, and the process group

@@ -705,7 +705,7 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     # the benchmark's own defaults: dilation 2 (§25's) and the library's subsequence length
     det = RobustDiffusion(clean_prior="discord", clean_dilate=2, clean_prior_m=None)
     det.center_, det.scale_ = channel_center_scale(X)
-    det.clean_settings_ = det._chosen_cleaning(X, dims=1)
+    det.clean_settings_ = det._chosen_cleaning(X, 1, det._layout_recipe(1, overlapping=False)["samples"])
     prior = det._model_free_prior(det._normalise(X))
     truth = np.asarray(data.train_mask).reshape(prior.shape).astype(bool)
     row, undilated, wide = discord_prior.prior_rows("forging", "smoke", 0.3, 0, None, [None, "0", "m"])
