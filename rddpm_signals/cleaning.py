@@ -351,7 +351,7 @@ class SelfCleaning:
     :func:`flag_samples` flags at ``fdr`` (``sample_refine``: its masking-resistant form; ``sample_sticky``: a
     sample once dropped stays dropped in every later round); ``"flagged"`` drops every sample holding a flagged point
     (the prior's included) whole, in a round where they are at most half of the samples (else that round keeps its
-    flagged points only).
+    flagged points only; ``sample_sticky``: the samples dropped by an earlier round count as holding a flag).
     ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
     keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
@@ -445,10 +445,14 @@ class SelfCleaning:
                 self.mask |= self.prior
         if self.samples == "flagged":
             holds = samples_holding(self.mask)
+            if self.sample_sticky and self.dropped is not None:
+                holds |= self.dropped
             # Whole samples go only while they are a minority: past half, the round keeps its flagged points (as
             # clean_samples=False), so the training set never shrinks to a remnant or to nothing.
             if 2 * holds.sum() <= len(holds):
                 self.mask[holds] = True
                 dropped = int(holds.sum())
+                if self.sample_sticky:
+                    self.dropped = holds
         self.history.append((self._step, float(self.mask.mean()), dropped))
         return torch.from_numpy(~self.mask).float().unsqueeze(1)

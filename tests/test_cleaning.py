@@ -127,6 +127,27 @@ def test_sticky_sample_drops_survive_a_round_where_the_samples_no_longer_stand_o
     assert "dropped" not in cleaner(True).state_dict()
 
 
+def test_sticky_flagged_drops_keep_a_window_out_once_its_flags_are_gone():
+    loud = _noise_maps((60, 64), seed=5)
+    loud[3, 10:14] *= 40.0  # round 1: sample 3 holds a flag
+    quiet = _noise_maps((60, 64), seed=6)  # round 2: the network no longer singles it out
+    common = {"start": 0.0, "rounds": 2, "threshold": 1.5, "max_share": 0.1, "dilate": 0, "rule": "test"}
+
+    def run(sticky):
+        rounds = iter([loud, quiet])
+        cleaner = SelfCleaning(lambda ema: next(rounds), 20, **common, samples="flagged", sample_sticky=sticky)
+        return cleaner, [cleaner(None)[:, 0] for _ in range(2)]
+
+    fresh, (_, second) = run(False)
+    assert second[3].eq(1).all()  # each round decides afresh: the window is back
+    sticky, (first, second) = run(True)
+    assert first[3].eq(0).all() and second[3].eq(0).all() and second.sum() == 59 * 64
+    assert [dropped for _, _, dropped in sticky.history] == [1, 1]
+    resumed = SelfCleaning(lambda ema: quiet, 20, **common, samples="flagged", sample_sticky=True)
+    resumed.load_state_dict(sticky.state_dict())  # a checkpoint keeps the drops
+    assert resumed(None)[3, 0].eq(0).all()
+
+
 def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_included():
     maps = _noise_maps((60, 64), seed=5)
     maps[3, 10:14] *= 40.0  # a localised defect: flagged points in sample 3 only
