@@ -108,6 +108,15 @@ class Layout:
         in another."""
         return overlap_share(self.grids, self.record, self.offset, self.window) >= 0.5
 
+    @property
+    def positions(self) -> np.ndarray:
+        """``(N, 2)`` int: each 1D sample's item and first point on that item's grid (what
+        ``RobustDiffusion.fit(X, positions=...)`` takes)."""
+        if self.dims != 1:
+            raise ValueError(f"positions are for 1D windows; this layout's samples are {self.dims}D")
+        offset = np.asarray(self.offset).reshape(self.n_samples, -1)[:, 0]
+        return np.stack([np.asarray(self.record), offset], axis=1).astype(np.int64)
+
 
 # ------------------------------------------------------------------------------------------------------ registry
 _REGISTRY: dict[str, type] = {}

@@ -38,7 +38,7 @@ from generalise_table import parse_data_options, parse_variant, resolved_on_data
 
 from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
 from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data, resolved_key  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc, sample_auroc  # noqa: E402
 
@@ -157,7 +157,7 @@ def run_fit(
         det = type(det).load(saved, device="cpu")  # the same fit: only the new variants are scored
     else:
         start = time.perf_counter()
-        det.fit(data.train_x)
+        fit_detector(det, data)
         record["fit_s"] = round(time.perf_counter() - start, 1)
         if saved is not None and diffusion:  # to study scoring choices later without refitting
             models.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,8 @@ __all__ = [
     "auto_dilate",
     "auto_signature",
     "auto_by_layout",
+    "spread_across_windows",
+    "check_window_positions",
     "AUTO_OVERLAPPING",
     "SEPARATE_SAMPLES",
 ]
@@ -167,6 +169,39 @@ def dilate_flags(flagged: np.ndarray, dilate: int) -> np.ndarray:
         size = (1,) + (2 * dilate + 1,) * (flagged.ndim - 1)
         flagged = ndimage.maximum_filter(flagged, size=size, mode="constant")
     return flagged
+
+
+def check_window_positions(positions: object, n_samples: int) -> np.ndarray:
+    """``positions`` as an int64 ``(n_samples, 2)`` array — each window's record and first point on that record —
+    or a one-line ``ValueError``."""
+    try:
+        array = np.asarray(positions)
+    except Exception:  # noqa: BLE001 - any unreadable input gets the same message
+        array = np.empty(0)
+    if array.shape != (n_samples, 2) or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
+        raise ValueError(
+            f"positions must be non-negative integers of shape ({n_samples}, 2) — each window's record and first "
+            f"point (an adapter Layout's record and offset) — got shape {getattr(array, 'shape', None)}"
+        )
+    return array.astype(np.int64)
+
+
+def spread_across_windows(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Bool ``(N, L)``: ``flags`` ``(N, L)`` of 1D windows with every point flagged that any window covering the same
+    point of the same record flags. ``positions`` ``(N, 2)`` int: each window's record and first point on it.
+
+    A defect near one window's edge can stand out in the windows where it lies in the middle and not in the one
+    where it sits at the edge; without this, that window keeps it (docs/RESULTS.md §35a)."""
+    length = flags.shape[1]
+    _, record = np.unique(positions[:, 0], return_inverse=True)
+    start = positions[:, 1]
+    span = np.zeros(record.max() + 1, dtype=np.int64)
+    np.maximum.at(span, record, start + length)
+    base = np.concatenate([[0], np.cumsum(span)[:-1]])
+    index = (base[record] + start)[:, None] + np.arange(length)
+    hit = np.zeros(int(span.sum()), dtype=bool)
+    hit[index[flags]] = True
+    return hit[index]
 
 
 def samples_holding(flagged: np.ndarray) -> np.ndarray:
@@ -352,6 +387,8 @@ class SelfCleaning:
     sample once dropped stays dropped in every later round); ``"flagged"`` drops every sample holding a flagged point
     (the prior's included) whole, in a round where they are at most half of the samples (else that round keeps its
     flagged points only; ``sample_sticky``: the samples dropped by an earlier round count as holding a flag).
+    ``positions`` ``(N, 2)`` int, for 1D windows cut from records: each window's record and first point; a point is
+    then flagged in every window that covers it once one does (:func:`spread_across_windows`).
     ``history`` records each round as ``(step, share of the points excluded, samples dropped whole)``; a checkpoint
     keeps it (:meth:`state_dict`), so a resumed fit still reports every round. ``n_samples``: the training set's size;
     when given and several processes train, ``score(ema, rows)`` is called with this process's ``rows`` (a slice)
@@ -376,6 +413,7 @@ class SelfCleaning:
         n_samples: int | None = None,
         sample_refine: bool = False,
         sample_sticky: bool = False,
+        positions: np.ndarray | None = None,
     ):
         check_cleaning_settings(start=start, rounds=rounds, max_share=max_share, rule=rule, fdr=fdr, samples=samples)
         first = int(start * steps)
@@ -388,6 +426,7 @@ class SelfCleaning:
         self.n_samples = n_samples
         self.sample_refine = sample_refine
         self.sample_sticky = sample_sticky
+        self.positions = positions
         self.dropped: np.ndarray | None = None  # (N,) samples dropped whole so far, kept with sample_sticky
         self.mask: np.ndarray | None = None
         self.history: list[tuple[int, float, int]] = []
@@ -443,6 +482,8 @@ class SelfCleaning:
             self.mask, dropped = self._flag(self._maps(ema))
             if self.prior is not None:
                 self.mask |= self.prior
+        if self.positions is not None:
+            self.mask = spread_across_windows(self.mask, self.positions)
         if self.samples == "flagged":
             holds = samples_holding(self.mask)
             if self.sample_sticky and self.dropped is not None:

@@ -31,6 +31,7 @@ from .cleaning import (
     auto_by_layout,
     auto_prior_m,
     check_cleaning_settings,
+    check_window_positions,
     discord_maps,
     flag_discord_maps,
     is_auto,
@@ -211,6 +212,10 @@ class RobustDiffusion(BaseDetector):
         none is added, so that many defective samples do not hide one another (masking).
     clean_sample_sticky: with ``clean_samples``, a sample once dropped stays dropped in every later cleaning round
         (otherwise each round decides afresh, and a defect the cleaner model no longer singles out comes back).
+    clean_across_windows: on 1D windows cut from records (``fit(X, positions=...)``), a point that one window's
+        cleaning flags is flagged in every window that covers it (with ``clean_samples="flagged"``, those windows are
+        then dropped whole too): a defect at one window's edge may stand out only where it lies mid-window. Off by
+        default (being measured, docs/RESULTS.md §35).
     clean_prior: with self-cleaning, points to hold out from the first training step on, found without a model:
         ``"auto"`` (the default: ``"discord"`` for 1D signals of at least 2 samples, else ``"none"``), ``"none"`` or
         ``"discord"`` (1D only): the points whose raw matrix-profile distance to the other half
@@ -329,6 +334,7 @@ class RobustDiffusion(BaseDetector):
         clean_samples: bool | str = "auto",
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
+        clean_across_windows: bool = False,
         clean_prior: str = "auto",
         clean_prior_m: int | str | None = "auto",
         n_reconstructions: int = 4,
@@ -381,6 +387,7 @@ class RobustDiffusion(BaseDetector):
         self.clean_samples = clean_samples
         self.clean_sample_refine = clean_sample_refine
         self.clean_sample_sticky = clean_sample_sticky
+        self.clean_across_windows = clean_across_windows
         self.clean_prior = clean_prior
         self.clean_prior_m = clean_prior_m
         self.n_reconstructions = n_reconstructions
@@ -466,6 +473,18 @@ class RobustDiffusion(BaseDetector):
         """``{"samples": …, "loss": …}``: ``clean_samples`` and what ``loss="auto"`` becomes for ``dims``-D samples
         that overlap or not (:func:`~rddpm_signals.cleaning.auto_by_layout`)."""
         return auto_by_layout(dims, overlapping, self.self_clean, self.clean_samples)
+
+    def _used_positions(self, positions: object, n_samples: int, dims: int) -> np.ndarray | None:
+        """``positions`` checked, when this fit spreads flags across windows (``clean_across_windows`` with
+        self-cleaning), else ``None`` (unused)."""
+        if not (self.self_clean and self.clean_across_windows):
+            return None
+        if dims != 1 or positions is None:
+            raise ValueError(
+                "clean_across_windows=True needs 1D windows and fit(X, positions=...) — each window's record and "
+                "first point (an adapter Layout's record and offset[:, 0]); or pass clean_across_windows=False"
+            )
+        return check_window_positions(positions, n_samples)
 
     def _chosen_cleaning(self, X: np.ndarray, dims: int, samples: object) -> dict:
         """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
@@ -554,18 +573,22 @@ class RobustDiffusion(BaseDetector):
         return maps.numpy().astype(np.float64), recon
 
     # ----------------------------------------------------------------------------------------------- fitting
-    def fit(self, X: object, y: object = None, *, overlapping: bool = False) -> RobustDiffusion:
+    def fit(
+        self, X: object, y: object = None, *, overlapping: bool = False, positions: object = None
+    ) -> RobustDiffusion:
         """Train on ``X`` ``(N, C, L)`` or ``(N, C, H, W)`` (which may hold unlabelled defects). Returns ``self``.
 
         ``overlapping``: the samples are windows that overlap (an adapter's ``Layout.overlapping``), so a point left
         out of one is still seen in another; on 1D windows ``clean_samples="auto"`` then drops flagged windows whole
-        and ``loss="auto"`` is plain MSE (:func:`~rddpm_signals.cleaning.auto_by_layout`).
+        and ``loss="auto"`` is plain MSE (:func:`~rddpm_signals.cleaning.auto_by_layout`). ``positions`` ``(N, 2)``
+        int: each 1D window's record and first point on it (an adapter ``Layout``'s ``record`` and ``offset``), used
+        by ``clean_across_windows``.
 
         All or nothing: on any error (bad input, a refused checkpoint, a non-finite loss, an interrupt) the detector
         is left exactly as it was before the call — unfitted, or with its previous fit."""
         before = self._fitted_state()
         try:
-            return self._fit(X, bool(overlapping))
+            return self._fit(X, bool(overlapping), positions)
         except BaseException:
             for name in self._fitted_state():
                 delattr(self, name)
@@ -588,9 +611,10 @@ class RobustDiffusion(BaseDetector):
         """The fitted attributes (names ending in ``_``) and their values."""
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
-    def _fit(self, X: object, overlapping: bool) -> RobustDiffusion:
+    def _fit(self, X: object, overlapping: bool, positions: object = None) -> RobustDiffusion:
         self._check_params()
         X, dims = self._check_fit_X(X)
+        positions = self._used_positions(positions, len(X), dims)
         self._check_structure_fits(X, dims)
         recipe = self._layout_recipe(dims, overlapping)
         cleaning = self._chosen_cleaning(X, dims, recipe["samples"])
@@ -611,7 +635,7 @@ class RobustDiffusion(BaseDetector):
         for stage in range(stages):
             # Every stage starts from the same fresh network: a refit has never seen the points flagged before.
             checkpoint = self._stage_checkpoint(stage, stages)
-            result, cleaning = self._train_stage(data, dims, schedule, t_range, prior, checkpoint)
+            result, cleaning = self._train_stage(data, dims, schedule, t_range, prior, checkpoint, positions)
             if result.weights is not None:
                 prior = result.weights[:, 0].numpy() == 0
             if cleaning is not None:
@@ -644,7 +668,9 @@ class RobustDiffusion(BaseDetector):
             maps = shard.gather(part).numpy()
         return flag_discord_maps(maps, self.clean_fdr, self.clean_settings_["dilate"], self.map_smoothing)
 
-    def _fingerprint(self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str) -> dict:
+    def _fingerprint(
+        self, data: torch.Tensor, dims: int, prior: np.ndarray | None, path: str, positions: np.ndarray | None = None
+    ) -> dict:
         """What identifies one training run: data, refit stage, every parameter that changes training (as text, so
         a list and a tuple of the same values agree), format and package version."""
         from . import __version__
@@ -663,6 +689,7 @@ class RobustDiffusion(BaseDetector):
             "excluded": "none" if prior is None else digest(prior),
             # the cleaning's "auto" settings as this fit resolved them (clean_samples="auto" depends on overlapping=)
             "cleaning": repr(sorted(self.clean_settings_.items())) if self.self_clean else "none",
+            **({} if positions is None else {"positions": digest(positions)}),
             **params,
         }
 
@@ -680,10 +707,12 @@ class RobustDiffusion(BaseDetector):
         t_range: int,
         prior: np.ndarray | None,
         checkpoint_path: str | None,
+        positions: np.ndarray | None = None,
     ) -> tuple[TrainResult, SelfCleaning | None]:
         """One training run of a fresh ``dims``-D network on ``data`` ``(N, C, …grid)`` and its self-cleaning
         (``None`` without); ``prior`` ``(N, …grid)`` (the points an earlier stage excluded) is excluded from the
-        first step on and stays excluded."""
+        first step on and stays excluded; ``positions`` ``(N, 2)``: the windows' records and first points, to spread
+        flags across windows (``clean_across_windows``)."""
         loss_fn = make_loss(
             self.loss_, delta=self.delta, trim=self.trim, t_range=t_range, alphas_cumprod=schedule.alphas_cumprod
         )
@@ -701,7 +730,9 @@ class RobustDiffusion(BaseDetector):
             t_max=self.train_t_max,
             checkpoint_path=checkpoint_path,
             checkpoint_every=self.checkpoint_every,
-            fingerprint=None if checkpoint_path is None else self._fingerprint(data, dims, prior, checkpoint_path),
+            fingerprint=(
+                None if checkpoint_path is None else self._fingerprint(data, dims, prior, checkpoint_path, positions)
+            ),
             resume=self.resume,
             verbose=self.verbose,
             description=f"fit {self.loss_}",
@@ -719,6 +750,7 @@ class RobustDiffusion(BaseDetector):
                 n_samples=len(data),
                 sample_refine=self.clean_sample_refine,
                 sample_sticky=self.clean_sample_sticky,
+                positions=positions,
             )
         result = train(
             net,

@@ -299,6 +299,8 @@ class AnomalyModel:
         )
         # windows cut with overlap: a detector that can use the fact is told (RobustDiffusion's "auto" recipe)
         told = {"overlapping": True} if fit_layout.overlapping and has_fit_parameter(detector, "overlapping") else {}
+        if fit_layout.dims == 1 and has_fit_parameter(detector, "positions"):
+            told["positions"] = fit_layout.positions
         detector.fit(X[fit_idx] if len(fit_idx) < len(X) else X, **told)
         maps = np.asarray(detector.anomaly_map(X[cal_idx] if len(cal_idx) < len(X) else X), dtype=np.float64)
         scores = _score_maps(detector, maps)

@@ -662,6 +662,17 @@ def test_layouts_say_whether_their_windows_overlap():
     assert Layout("x", rec, off, (4, 4), ((12, 12),)).overlapping
 
 
+def test_layout_positions_name_each_window_record_and_first_point():
+    records = [np.zeros(300, dtype=np.float32), np.zeros(200, dtype=np.float32)]
+    x, layout = adapters.WaveformAdapter(sample_rate=1, window=128, hop=32).fit(records).to_tensor(records)
+    positions = layout.positions
+    assert positions.shape == (len(x), 2) and positions.dtype == np.int64
+    assert np.array_equal(positions[:, 0], layout.record) and np.array_equal(positions[:, 1], layout.offset[:, 0])
+    rec, off = plan_windows([(12, 12)], (4, 4), (4, 2))
+    with pytest.raises(ValueError, match="1D windows"):
+        _ = Layout("x", rec, off, (4, 4), ((12, 12),)).positions
+
+
 @HYPOTHESIS
 @given(
     lengths=st.lists(st.integers(20, 300), min_size=1, max_size=4),

@@ -20,6 +20,7 @@ from rddpm_signals.cleaning import (
     flag_points_test,
     flag_samples,
     resolve_auto,
+    spread_across_windows,
 )
 from rddpm_signals.scoring import PositionNormalizer
 from rddpm_signals.subsequences import default_m, profile_maps, reference_of
@@ -481,3 +482,46 @@ def test_discord_maps_of_shares_put_together_are_the_whole_sets_maps():
     assert discord_maps(X, 20000, m=16, rows=slice(3, 3)).shape == (0, 1, 64)
     flags = flag_discord_maps(whole, 0.01, 2, 2.0)
     assert np.array_equal(flags, flag_discords(X, 0.01, 2, 2.0, 20000, m=16)) and flags[7, 30:40].all()
+
+
+def test_spread_across_windows_flags_a_point_in_every_window_of_its_record_that_covers_it():
+    # record 0: windows of 4 points starting at 0, 2, 4; record 1: one window at 0
+    positions = np.array([[0, 0], [0, 2], [0, 4], [1, 0]])
+    flags = np.zeros((4, 4), dtype=bool)
+    flags[1, 3] = True  # record 0, point 5: also in window 2 (its point 1), not in window 0
+    flags[3, 0] = True  # record 1's own window: nothing of record 0 is touched
+    spread = spread_across_windows(flags, positions)
+    expected = flags.copy()
+    expected[2, 1] = True
+    assert np.array_equal(spread, expected)
+    assert np.array_equal(spread_across_windows(spread, positions), spread)  # idempotent
+    # in a cleaning round: the flagged window and the one sharing the point are dropped whole
+    maps = _noise_maps((4, 4), seed=1)
+    prior = flags.copy()
+    prior[3] = False
+    common = {"start": 0.0, "rounds": 1, "threshold": 1.5, "max_share": 0.1, "dilate": 0, "rule": "test"}
+    cleaner = SelfCleaning(lambda ema: maps, 10, **common, prior=prior, samples="flagged", positions=positions)
+    cleaner.due(0)
+    weights = cleaner(None)[:, 0]
+    assert weights[[1, 2]].eq(0).all() and weights[[0, 3]].eq(1).all()
+
+
+def test_clean_across_windows_needs_the_windows_positions_and_holds_a_point_out_of_every_window():
+    rng = np.random.default_rng(4)
+    record = np.concatenate([_pulse_record(64, rng) for _ in range(10)]).astype(np.float32)
+    record[300:310] += 2.0
+    hop, length = 16, 64
+    starts = np.arange(0, len(record) - length + 1, hop)
+    X = np.stack([record[s : s + length] for s in starts])[:, None, :]
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_samples": "flagged"}
+    with pytest.raises(ValueError, match="positions"):
+        RobustDiffusion(**params, clean_across_windows=True).fit(X)
+    with pytest.raises(ValueError, match="positions must be"):
+        RobustDiffusion(**params, clean_across_windows=True).fit(X, positions=starts)
+    positions = np.stack([np.zeros_like(starts), starts], axis=1)
+    det = RobustDiffusion(**params, clean_across_windows=True).fit(X, positions=positions)
+    plain = RobustDiffusion(**params).fit(X, positions=positions)  # off: positions unused, the fit as without them
+    assert np.array_equal(plain.clean_mask_, RobustDiffusion(**params).fit(X).clean_mask_)
+    # step 0 holds out the model-free prior alone: spread over the windows that share its points, it holds more
+    assert det.clean_history_[0, 1] == plain.clean_history_[0, 1] == 0
+    assert det.clean_history_[0, 2] > plain.clean_history_[0, 2] > 0

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils.validation import has_fit_parameter
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
@@ -45,6 +46,7 @@ _ADDED_PARAMS = {
     "clean_samples": False,
     "clean_sample_refine": False,
     "clean_sample_sticky": False,
+    "clean_across_windows": False,
     "clean_prior": "none",
     "clean_prior_m": None,
     "map_t0s": None,
@@ -134,6 +136,17 @@ def load_cell_data(resolved: dict):
     )
 
 
+def fit_detector(detector, data) -> None:
+    """``detector.fit`` on ``data``'s training samples, told where its windows lie on the training record
+    (``positions``) when the set was cut from one (``meta["train_layout"]``, the long records) and the detector's
+    ``fit`` takes them."""
+    layout = data.meta.get("train_layout") if isinstance(data.meta, dict) else None
+    told = {}
+    if layout is not None and layout.dims == 1 and has_fit_parameter(detector, "positions"):
+        told["positions"] = layout.positions
+    detector.fit(data.train_x, **told)
+
+
 def build_detector(resolved: dict, dims: int):
     """The detector a resolved cell configuration describes. The key leaves out parameters added after it was
     defined while they hold their original value (``_ADDED_PARAMS``); they are set back here, since the library's
@@ -191,7 +204,7 @@ def compute_cell(cell: Cell) -> tuple[dict, dict[str, np.ndarray] | None]:
         return {**asdict(cell), "key": cell.key(), "skipped": skipped}, None
     detector = build_detector(resolved, data.dims)
     start = time.perf_counter()
-    detector.fit(data.train_x)
+    fit_detector(detector, data)
     fit_s = time.perf_counter() - start
     maps = detector.anomaly_map(data.test_x)
     score_s = time.perf_counter() - start - fit_s
