@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals import cleaning  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_row, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auprc, pixel_auroc  # noqa: E402
 from rddpm_signals.scoring import PositionNormalizer  # noqa: E402
@@ -102,7 +102,7 @@ def run_one(dataset: str, method: str, contamination: float, seed: int, preset: 
     cleaning.flag_points = recording
     try:
         start = time.perf_counter()
-        detector.fit(data.train_x)
+        fit_detector(detector, data)
         fit_s = time.perf_counter() - start
     finally:
         cleaning.flag_points = _LIBRARY_RULE

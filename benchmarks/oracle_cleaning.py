@@ -46,7 +46,7 @@ from generalise_table import scored_fits  # noqa: E402
 
 from rddpm_signals import cleaning  # noqa: E402
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data  # noqa: E402
 
 METRICS = ("pixel_auroc", "pixel_auprc")
 
@@ -119,7 +119,7 @@ def oracle_record(
     mask = oracle_mask(truth, dilate, whole_samples)
     start = time.perf_counter()
     with held_out(mask):
-        det.fit(data.train_x)
+        fit_detector(det, data)
     record = {"dataset": dataset, "method": method, "contamination": contamination, "seed": seed, "dilate": dilate}
     record["whole_samples"] = whole_samples
     record["mask_from"] = mask_from

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auroc  # noqa: E402
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"dataset {args.dataset!r} does not record meta['test_defect']: use rolling, machine_sound or a texture"
             )
         start = time.perf_counter()
-        detector = build_detector(resolved, data.dims).fit(data.train_x)
+        detector = build_detector(resolved, data.dims)
+        fit_detector(detector, data)
         maps = detector.anomaly_map(data.test_x)
         rows.append((c, per_kind_auroc(maps, data.test_mask, data.meta["test_defect"]), time.perf_counter() - start))
         print(f"contamination {c:.0%}: {rows[-1][1]} ({rows[-1][2]:.0f} s)", flush=True)

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data  # noqa: E402
 from rddpm_signals.losses.objectives import DiffusionLoss  # noqa: E402
 
 BANDS = 5
@@ -50,7 +50,7 @@ def trim_profile(dataset: str, method: str, contamination: float, seed: int, pre
 
     DiffusionLoss.__call__ = recording
     try:
-        detector.fit(data.train_x)
+        fit_detector(detector, data)
     finally:
         DiffusionLoss.__call__ = original
     total = trimmed.sum()
