@@ -39,6 +39,7 @@ oracle_cleaning = _load("oracle_cleaning")
 discord_prior = _load("discord_prior")
 prior_cost = _load("prior_cost")
 round_maps = _load("round_maps")
+window_edges = _load("window_edges")
 
 
 def test_interval_metrics_hand_made():
@@ -829,3 +830,18 @@ def test_round_maps_records_the_rounds_of_the_same_fit_and_reads_them_back(tmp_p
     assert round_maps.main([*argv, "--out", str(tmp_path / "rounds")]) == 0
     with pytest.raises(ValueError, match="no self-cleaning rounds"):
         round_maps.main([*argv, "--method", "ddpm", "--out", str(tmp_path / "none")])
+
+
+def test_window_edges_counts_the_record_points_no_kept_window_shows(tmp_path, capsys):
+    positions = np.array([[0, 0], [0, 2], [0, 4]])  # windows of 4 points every 2 on one record of 8
+    truth = np.zeros((3, 4), dtype=bool)
+    truth[1, 2:] = truth[2, :2] = True  # record points 4-5, in windows 1 and 2
+    keep_two = np.array([False, True, False])  # window 1 dropped: window 2 still shows points 4-5
+    assert window_edges.unseen(keep_two, positions, 4, truth) == (0.0, 0.0)
+    defect, normal = window_edges.unseen(np.array([False, True, True]), positions, 4, truth)
+    assert defect == 1.0 and normal == pytest.approx(2 / 6)  # points 6-7 were only in window 2
+    assert "defect points held out 0.500" in window_edges.held(keep_two, truth)
+    argv = ["--dataset", "val_long_record", "--seed", "0", "--rounds", str(tmp_path)]
+    assert window_edges.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "round_maps.py" in err and "\n" not in err
