@@ -246,14 +246,19 @@ def print_summary(summary: dict) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_cell_arguments(p: argparse.ArgumentParser, preset: str = "robust") -> None:
+    """The harness cell a run follows: ``--dataset --method --contamination --seed --preset --data``."""
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", default="rddpm", help="a harness spelling with self-cleaning")
     p.add_argument("--contamination", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="robust")
+    p.add_argument("--preset", default=preset)
     p.add_argument("--data", default="", help="data options overriding the preset's, 'key=value' separated by ','")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_cell_arguments(p)
     p.add_argument("--out", default="results/rounds")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # as generalise.py: identical floating-point results

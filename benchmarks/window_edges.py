@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise import resolved_on_data  # noqa: E402
+from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
+from round_maps import add_cell_arguments  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.cleaning import flag_points_test, spread_across_windows  # noqa: E402
@@ -62,7 +63,8 @@ def held(drop: np.ndarray, truth: np.ndarray) -> str:
 
 
 def report(args: argparse.Namespace) -> list[str]:
-    resolved = resolved_on_data(Cell(args.dataset, args.method, args.contamination, args.seed, args.preset), None)
+    cell = Cell(args.dataset, args.method, args.contamination, args.seed, args.preset)
+    resolved = resolved_on_data(cell, parse_data_options(args.data))
     saved = Path(args.rounds) / f"{resolved_key(resolved)}.npz"
     if not saved.exists():
         raise ValueError(f"{saved} not found: run benchmarks/round_maps.py on this cell with --out {args.rounds}")
@@ -112,11 +114,7 @@ def report(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", default="rddpm", help="the harness spelling round_maps.py fitted")
-    p.add_argument("--contamination", type=float, default=0.3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="validate")
+    add_cell_arguments(p, preset="validate")  # the cell round_maps.py followed
     p.add_argument("--rounds", required=True, help="round_maps.py's --out")
     args = p.parse_args(argv)
     try:
