@@ -90,27 +90,38 @@ AUTO_CLEANING: dict[int, dict[str, object]] = {
 }
 
 
-# What clean_samples="auto" and loss="auto" become, by whether the training samples overlap (windows cut with a short
-# hop from one long record; fit is told so with overlapping=True) and by the samples' kind. On overlapping 1D windows
-# every window holding a flagged point is dropped whole (its points are still seen in the windows that overlap it) and
-# the loss is plain MSE, which spares clean data the trim's cost (docs/RESULTS.md §33c): confirmed against the trimmed
-# loss on three fresh seeds of both long records (§34a; narrowly on val_long_record at 30 %). On separate samples none
+# What clean_samples="auto", loss="auto" and clean_across_windows="auto" become, by whether the training samples
+# overlap (windows cut with a short hop from one long record; fit is told so with overlapping=True) and by the
+# samples' kind. On overlapping 1D windows every window holding a flagged point is dropped whole (its points are still
+# seen in the windows that overlap it) and the loss is plain MSE, which spares clean data the trim's cost
+# (docs/RESULTS.md §33c): confirmed against the trimmed loss on fresh seeds of both long records (§34a, §34c). A point
+# flagged in one window is flagged in every window covering it (when fit is given the windows' positions), so a
+# defect at one window's edge does not stay in that window for MSE to learn (§35a; screened §35c, confirmed §35d).
+# On separate samples none
 # is dropped whole (that cost forging and dev_signals, §31f, §33g) and the loss is the trimmed one, which keeps what
 # the flags miss out of the gradient. Overlapping grids were not measured: they keep the separate samples' recipe.
 # Without self-cleaning "auto" is always the separate one.
-SEPARATE_SAMPLES: dict[str, object] = {"samples": False, "loss": "lts"}
-AUTO_OVERLAPPING: dict[int, dict[str, object]] = {1: {"samples": "flagged", "loss": "mse"}, 2: SEPARATE_SAMPLES}
+SEPARATE_SAMPLES: dict[str, object] = {"samples": False, "loss": "lts", "across_windows": False}
+AUTO_OVERLAPPING: dict[int, dict[str, object]] = {
+    1: {"samples": "flagged", "loss": "mse", "across_windows": True},
+    2: SEPARATE_SAMPLES,
+}
 
 
 def auto_by_layout(dims: int, overlapping: bool, self_clean: bool = True, samples: object = AUTO) -> dict[str, object]:
-    """``{"samples": …, "loss": …}``: ``clean_samples`` (``samples``, an ``"auto"`` one resolved) and what
-    ``loss="auto"`` becomes, for ``dims``-D samples that ``overlap`` or not: :data:`AUTO_OVERLAPPING`'s recipe, else
-    :data:`SEPARATE_SAMPLES`'. The untrimmed loss comes only with the recipe's sample rule: MSE with flagged points
-    held out but their windows kept learnt what the flags missed (§33f), so with another ``samples`` it is ``"lts"``."""
+    """``{"samples": …, "loss": …, "across_windows": …}``: ``clean_samples`` (``samples``, an ``"auto"`` one
+    resolved) and what ``loss="auto"`` and ``clean_across_windows="auto"`` become, for ``dims``-D samples that
+    ``overlap`` or not: :data:`AUTO_OVERLAPPING`'s recipe, else :data:`SEPARATE_SAMPLES`'. The untrimmed loss and the
+    spread come only with the recipe's sample rule: MSE with flagged points held out but their windows kept learnt
+    what the flags missed (§33f), so with another ``samples`` it is ``"lts"`` without the spread."""
     recipe = AUTO_OVERLAPPING[1 if dims == 1 else 2] if overlapping and self_clean else SEPARATE_SAMPLES
     chosen = recipe["samples"] if is_auto(samples) else samples
-    loss = recipe["loss"] if isinstance(chosen, str) and chosen == recipe["samples"] else SEPARATE_SAMPLES["loss"]
-    return {"samples": chosen, "loss": loss}
+    same = isinstance(chosen, str) and chosen == recipe["samples"]
+    return {
+        "samples": chosen,
+        "loss": recipe["loss"] if same else SEPARATE_SAMPLES["loss"],
+        "across_windows": recipe["across_windows"] if same else SEPARATE_SAMPLES["across_windows"],
+    }
 
 
 def is_auto(value: object) -> bool:

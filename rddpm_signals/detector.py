@@ -214,8 +214,10 @@ class RobustDiffusion(BaseDetector):
         (otherwise each round decides afresh, and a defect the cleaner model no longer singles out comes back).
     clean_across_windows: on 1D windows cut from records (``fit(X, positions=...)``), a point that one window's
         cleaning flags is flagged in every window that covers it (with ``clean_samples="flagged"``, those windows are
-        then dropped whole too): a defect at one window's edge may stand out only where it lies mid-window. Off by
-        default (being measured, docs/RESULTS.md §35).
+        then dropped whole too): a defect at one window's edge may stand out only where it lies mid-window.
+        ``"auto"`` (the default): on with the overlapping-window recipe (``fit(X, overlapping=True, positions=...)``,
+        as :class:`~rddpm_signals.AnomalyModel` and the CLI pass; docs/RESULTS.md §35), off otherwise and whenever
+        ``fit`` has no positions; ``True`` needs positions.
     clean_prior: with self-cleaning, points to hold out from the first training step on, found without a model:
         ``"auto"`` (the default: ``"discord"`` for 1D signals of at least 2 samples, else ``"none"``), ``"none"`` or
         ``"discord"`` (1D only): the points whose raw matrix-profile distance to the other half
@@ -289,12 +291,12 @@ class RobustDiffusion(BaseDetector):
 
     Fitted attributes: ``dims_`` (1 or 2), ``net_`` (EMA UNet), ``center_`` / ``scale_`` ``(C,)``, ``n_channels_``,
     ``loss_`` (the loss trained with, ``"auto"`` resolved), ``loss_history_`` ``(train_steps,)``, ``device_``; with
-    self-cleaning ``clean_settings_`` (dict: the ``rule``, ``rounds``, ``dilate``, ``prior``, ``prior_m`` and
-    ``samples`` the fit used, ``"auto"`` resolved), ``clean_mask_`` (N, …grid) bool, the training points excluded at
-    the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning round: refit stage, training step, share of
-    the training points excluded, samples dropped whole; with position normalisation ``map_center_`` /
-    ``map_scale_`` (…grid); with ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``, ``discord_scales_``
-    ``(4,)`` (centre and scale of the reconstruction map, then of the profile) and ``discord_m_``.
+    self-cleaning ``clean_settings_`` (dict: the ``rule``, ``rounds``, ``dilate``, ``prior``, ``prior_m``,
+    ``samples`` and ``across_windows`` the fit used, ``"auto"`` resolved), ``clean_mask_`` (N, …grid) bool, the
+    training points excluded at the end, and ``clean_history_`` ``(rounds, 4)``, one row per cleaning round: refit
+    stage, training step, share of the training points excluded, samples dropped whole; with position normalisation
+    ``map_center_`` / ``map_scale_`` (…grid); with ``map_structure="discord"`` ``discord_reference_`` ``(C, R)``,
+    ``discord_scales_`` ``(4,)`` (centre and scale of the reconstruction map, then of the profile) and ``discord_m_``.
     """
 
     def __init__(
@@ -334,7 +336,7 @@ class RobustDiffusion(BaseDetector):
         clean_samples: bool | str = "auto",
         clean_sample_refine: bool = False,
         clean_sample_sticky: bool = False,
-        clean_across_windows: bool = False,
+        clean_across_windows: bool | str = "auto",
         clean_prior: str = "auto",
         clean_prior_m: int | str | None = "auto",
         n_reconstructions: int = 4,
@@ -449,6 +451,8 @@ class RobustDiffusion(BaseDetector):
             if not 0 <= int(t0) <= self.timesteps:
                 raise ValueError(f"map_t0s must lie in [0, timesteps={self.timesteps}], got {t0}")
         make_noise_fn(self.noise)
+        if not (is_auto(self.clean_across_windows) or isinstance(self.clean_across_windows, bool)):
+            raise ValueError(f"clean_across_windows must be True, False or 'auto', got {self.clean_across_windows!r}")
         if not (is_auto(self.loss) or self.loss in LOSSES):
             raise ValueError(f"unknown loss {self.loss!r}: use one of {[AUTO, *sorted(LOSSES)]}")
 
@@ -474,11 +478,14 @@ class RobustDiffusion(BaseDetector):
         that overlap or not (:func:`~rddpm_signals.cleaning.auto_by_layout`)."""
         return auto_by_layout(dims, overlapping, self.self_clean, self.clean_samples)
 
-    def _used_positions(self, positions: object, n_samples: int, dims: int) -> np.ndarray | None:
-        """``positions`` checked, when this fit spreads flags across windows (``clean_across_windows`` with
-        self-cleaning), else ``None`` (unused)."""
-        if not (self.self_clean and self.clean_across_windows):
+    def _used_positions(self, positions: object, n_samples: int, dims: int, recipe: dict) -> np.ndarray | None:
+        """``positions`` checked, when this fit spreads flags across windows (``clean_across_windows``, an
+        ``"auto"`` one from the layout ``recipe``, with self-cleaning), else ``None`` (unused)."""
+        auto = is_auto(self.clean_across_windows)
+        if not (self.self_clean and (recipe["across_windows"] if auto else self.clean_across_windows)):
             return None
+        if auto and (dims != 1 or positions is None):
+            return None  # nothing to spread over
         if dims != 1 or positions is None:
             raise ValueError(
                 "clean_across_windows=True needs 1D windows and fit(X, positions=...) — each window's record and "
@@ -614,10 +621,10 @@ class RobustDiffusion(BaseDetector):
     def _fit(self, X: object, overlapping: bool, positions: object = None) -> RobustDiffusion:
         self._check_params()
         X, dims = self._check_fit_X(X)
-        positions = self._used_positions(positions, len(X), dims)
         self._check_structure_fits(X, dims)
         recipe = self._layout_recipe(dims, overlapping)
-        cleaning = self._chosen_cleaning(X, dims, recipe["samples"])
+        positions = self._used_positions(positions, len(X), dims, recipe)
+        cleaning = {**self._chosen_cleaning(X, dims, recipe["samples"]), "across_windows": positions is not None}
         self._check_prior_fits(X, dims, cleaning)
         self.loss_ = str(recipe["loss"] if is_auto(self.loss) else self.loss)
         schedule = self._schedule()

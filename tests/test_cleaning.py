@@ -26,7 +26,15 @@ from rddpm_signals.scoring import PositionNormalizer
 from rddpm_signals.subsequences import default_m, profile_maps, reference_of
 
 # what a fit records in clean_settings_ for the grids' "auto" recipe (and for it spelled out on 1D samples)
-GRID_CHOICE = {"rule": "share", "rounds": 5, "dilate": 2, "prior": "none", "prior_m": None, "samples": False}
+GRID_CHOICE = {
+    "rule": "share",
+    "rounds": 5,
+    "dilate": 2,
+    "prior": "none",
+    "prior_m": None,
+    "samples": False,
+    "across_windows": False,
+}
 
 
 def _noise_maps(shape, seed=0):
@@ -189,20 +197,23 @@ def test_flagged_sample_rule_drops_every_sample_holding_a_flag_the_priors_includ
 
 
 def test_auto_recipe_drops_flagged_windows_whole_without_the_trim_only_where_1d_samples_overlap():
-    assert auto_by_layout(1, True) == {"samples": "flagged", "loss": "mse"}
-    separate = {"samples": False, "loss": "lts"}
+    overlapping = {"samples": "flagged", "loss": "mse", "across_windows": True}
+    assert auto_by_layout(1, True) == overlapping
+    separate = {"samples": False, "loss": "lts", "across_windows": False}
     assert auto_by_layout(1, False) == auto_by_layout(2, True) == auto_by_layout(2, False) == separate
     assert auto_by_layout(1, True, self_clean=False) == separate  # nothing dropped: the trim stays
-    assert auto_by_layout(1, True, samples="flagged") == {"samples": "flagged", "loss": "mse"}
+    assert auto_by_layout(1, True, samples="flagged") == overlapping
     assert auto_by_layout(1, True, samples=False) == separate  # windows kept whole: the trim stays
-    assert auto_by_layout(1, True, samples="two_sided") == {"samples": "two_sided", "loss": "lts"}
-    assert auto_by_layout(1, False, samples="flagged") == {"samples": "flagged", "loss": "lts"}
+    two_sided = {"samples": "two_sided", "loss": "lts", "across_windows": False}
+    assert auto_by_layout(1, True, samples="two_sided") == two_sided
+    assert auto_by_layout(1, False, samples="flagged") == {**separate, "samples": "flagged"}
     rng = np.random.default_rng(9)
     X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
     X[2, 0, 20:30] = 1.5
     params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2}
-    told = RobustDiffusion(**params).fit(X, overlapping=True)
+    told = RobustDiffusion(**params).fit(X, overlapping=True)  # no positions: nothing to spread flags over
     assert told.clean_settings_["samples"] == "flagged" and told.loss_ == "mse"
+    assert told.clean_settings_["across_windows"] is False
     held = told.clean_mask_.reshape(16, -1)
     assert held[2].all() and np.array_equal(held.all(axis=1), held.any(axis=1))
     explicit = RobustDiffusion(**params, clean_samples="flagged", loss="mse").fit(X)
@@ -251,7 +262,8 @@ def test_detector_no_op_values_reproduce_the_default_fit():
     # 64 points or L // 2
     waveform = {"clean_rule": "test", "clean_rounds": 10, "clean_dilate": 8, "clean_prior": "discord"}
     explicit = RobustDiffusion(**TINY_1D, **waveform, clean_prior_m=16, clean_fdr=0.01, clean_samples=False).fit(X)
-    assert default.clean_settings_ == {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16, "samples": False}
+    chosen = {**{k[6:]: v for k, v in waveform.items()}, "prior_m": 16, "samples": False, "across_windows": False}
+    assert default.clean_settings_ == chosen
     assert np.array_equal(default.clean_mask_, explicit.clean_mask_)
     assert np.array_equal(default.anomaly_map(X), explicit.anomaly_map(X))
     grid = {"clean_rule": "share", "clean_rounds": 5, "clean_dilate": 2, "clean_prior": "none"}
@@ -464,6 +476,7 @@ def test_cleaning_choice_is_saved_as_plain_values(tmp_path):
         "prior": "discord",
         "prior_m": 8,
         "samples": False,
+        "across_windows": False,
     }
     assert all(type(v) in (str, int, bool) for v in det.clean_settings_.values())
     assert RobustDiffusion.load(tmp_path / "d.pt").clean_settings_ == det.clean_settings_
@@ -520,8 +533,17 @@ def test_clean_across_windows_needs_the_windows_positions_and_holds_a_point_out_
         RobustDiffusion(**params, clean_across_windows=True).fit(X, positions=starts)
     positions = np.stack([np.zeros_like(starts), starts], axis=1)
     det = RobustDiffusion(**params, clean_across_windows=True).fit(X, positions=positions)
-    plain = RobustDiffusion(**params).fit(X, positions=positions)  # off: positions unused, the fit as without them
+    plain = RobustDiffusion(**params).fit(X, positions=positions)  # separate samples: positions unused
     assert np.array_equal(plain.clean_mask_, RobustDiffusion(**params).fit(X).clean_mask_)
+    assert plain.clean_settings_["across_windows"] is False and det.clean_settings_["across_windows"] is True
+    told = RobustDiffusion(**params).fit(X, overlapping=True, positions=positions)  # "auto": the windows' recipe
+    assert told.clean_settings_["across_windows"] is True and told.loss_ == "mse"
+    assert np.array_equal(
+        told.clean_mask_,
+        RobustDiffusion(**params, clean_across_windows=True, loss="mse").fit(X, positions=positions).clean_mask_,
+    )
+    with pytest.raises(ValueError, match="clean_across_windows must be"):
+        RobustDiffusion(**params, clean_across_windows="yes").fit(X, positions=positions)
     # step 0 holds out the model-free prior alone: spread over the windows that share its points, it holds more
     assert det.clean_history_[0, 1] == plain.clean_history_[0, 1] == 0
     assert det.clean_history_[0, 2] > plain.clean_history_[0, 2] > 0

@@ -160,8 +160,8 @@ def test_equivalent_spellings_share_one_key():
 
 def test_auto_layout_recipe_is_keyed_as_what_it_resolves_to_on_each_dataset():
     """The harness fits without ``overlapping=``: on the long records (overlapping windows) the default is keyed and
-    built as ``clean_samples="flagged", loss="mse"``, elsewhere as ``False`` and ``"lts"`` (so the cells cached
-    before "auto" keep their keys)."""
+    built as ``clean_samples="flagged", loss="mse", clean_across_windows=True``, elsewhere as ``False``, ``"lts"`` and
+    ``False`` (so the cells cached before "auto" keep their keys)."""
     from rddpm_signals.harness.cells import build_detector
 
     for dataset, preset in (("long_record", "develop"), ("val_long_record", "validate")):
@@ -171,8 +171,10 @@ def test_auto_layout_recipe_is_keyed_as_what_it_resolves_to_on_each_dataset():
         assert default.key() != Cell(dataset, "rddpm:clean_samples=flagged,loss=lts", 0.2, 0, preset).key()
         kept = Cell(dataset, "rddpm:clean_samples=false", 0.2, 0, preset)  # windows kept whole: the trim stays
         assert kept.key() == Cell(dataset, "rddpm:clean_samples=false,loss=lts", 0.2, 0, preset).key()
+        assert default.key() == Cell(dataset, "rddpm:clean_across_windows=true", 0.2, 0, preset).key()
+        assert default.key() != Cell(dataset, "rddpm:clean_across_windows=false", 0.2, 0, preset).key()
         built = build_detector(default.resolved(), dims=1)
-        assert (built.clean_samples, built.loss) == ("flagged", "mse")
+        assert (built.clean_samples, built.loss, built.clean_across_windows) == ("flagged", "mse", True)
         wide = default.resolved({"hop": 128})  # windows that no longer overlap: separate samples
         assert wide["params"].get("clean_samples", False) is False and wide["params"]["loss"] == "lts"
         unclean = Cell(dataset, "rddpm:self_clean=false", 0.2, 0, preset)  # nothing dropped: the trim stays
@@ -203,6 +205,8 @@ def test_built_detectors_have_the_parameters_their_method_names():
             wanted["clean_samples"] = False  # what "auto" resolves to on forging's separate samples
         if wanted["loss"] == "auto":
             wanted["loss"] = "lts"
+        if wanted["self_clean"] and wanted["clean_across_windows"] == "auto":
+            wanted["clean_across_windows"] = False  # likewise
         listed = {k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()}  # as the key stores them
         assert built == listed, name
     pinned = build_detector(Cell("forging", "rddpm:map_structure=none", 0.2, 0, "smoke").resolved(), dims=1)

@@ -74,13 +74,16 @@ def test_long_record_streamed_equals_whole(tmp_path):
 
 
 def test_the_detector_is_told_when_its_training_windows_overlap():
-    """Windows cut with overlap reach RobustDiffusion as ``fit(X, overlapping=True)`` (``"auto"`` then drops flagged
-    windows whole and trains with MSE); a detector whose ``fit`` takes no such argument is fitted as before."""
+    """Windows cut with overlap reach RobustDiffusion as ``fit(X, overlapping=True, positions=...)`` (``"auto"`` then
+    drops flagged windows whole, spreads flags across the windows sharing a point and trains with MSE); a detector
+    whose ``fit`` takes no such argument is fitted as before."""
     overlapping = AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rddpm", detector_params=TINY)
     told = overlapping.fit(records()).detector_
-    assert (told.clean_settings_["samples"], told.loss_) == ("flagged", "mse")
+    settings = told.clean_settings_
+    assert (settings["samples"], settings["across_windows"], told.loss_) == ("flagged", True, "mse")
     separate = AnomalyModel(adapters.WaveformAdapter(window=64), "rddpm", detector_params=TINY).fit(records())
-    assert (separate.detector_.clean_settings_["samples"], separate.detector_.loss_) == (False, "lts")
+    settings = separate.detector_.clean_settings_
+    assert (settings["samples"], settings["across_windows"], separate.detector_.loss_) == (False, False, "lts")
     assert AnomalyModel(adapters.WaveformAdapter(window=64, hop=16), "rpca").fit(records()).detector_.dims_ == 1
 
 

@@ -87,7 +87,8 @@ class Cell:
             # built-in sets cut with overlap are the long records, all 1D (tests/test_harness.py checks).
             overlapping = datasets.training_windows_overlap(self.dataset, **options)
             recipe = auto_by_layout(1, overlapping, params["self_clean"], params["clean_samples"])
-            for name, setting in (("clean_samples", "samples"), ("loss", "loss")):
+            resolvable = (("clean_samples", "samples"), ("loss", "loss"), ("clean_across_windows", "across_windows"))
+            for name, setting in resolvable:
                 if is_auto(params[name]):
                     params[name] = recipe[setting]
         if detector == "RobustDiffusion" and not params["self_clean"]:
