@@ -7,7 +7,7 @@ strings otherwise.
 
 ==============  =========================================================================================
 ``rddpm``       ``RobustDiffusion()``: the library's default robust configuration (LTS + self-cleaning; MSE with
-                flagged windows dropped whole where 1D windows overlap)
+                flagged windows dropped whole, a flag counting in every window over it, where 1D windows overlap)
 ``rddpm_paper`` ``RobustDiffusion(loss="huber", delta=1.0, self_clean=False)``: the paper's fixed-δ Huber
 ``ddpm``        ``RobustDiffusion(loss="mse", self_clean=False)``: a plain DDPM
 ``anoddpm``     ``RobustDiffusion(loss="mse", noise="simplex", self_clean=False)``: AnoDDPM
