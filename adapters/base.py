@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import has_fit_parameter
 
 from rddpm_signals._robust import robust_center_scale
 
@@ -116,6 +117,17 @@ class Layout:
             raise ValueError(f"positions are for 1D windows; this layout's samples are {self.dims}D")
         offset = np.asarray(self.offset).reshape(self.n_samples, -1)[:, 0]
         return np.stack([np.asarray(self.record), offset], axis=1).astype(np.int64)
+
+    def fit_keywords(self, detector: Any) -> dict[str, Any]:
+        """What ``detector.fit`` takes from this layout, for the samples it describes: ``overlapping=True`` when they
+        overlap and ``positions`` for 1D windows, each only where the detector's ``fit`` has that parameter
+        (``RobustDiffusion``'s has both; a detector without them gets ``{}``)."""
+        told: dict[str, Any] = {}
+        if has_fit_parameter(detector, "overlapping") and self.overlapping:
+            told["overlapping"] = True
+        if self.dims == 1 and has_fit_parameter(detector, "positions"):
+            told["positions"] = self.positions
+        return told
 
 
 # ------------------------------------------------------------------------------------------------------ registry

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from sklearn.utils.validation import has_fit_parameter
 
 from . import thresholds as _thr
 from ._io import atomic_torch_save
@@ -298,10 +297,7 @@ class AnomalyModel:
             layout, record=np.asarray(layout.record)[fit_idx], offset=np.asarray(layout.offset)[fit_idx]
         )
         # windows cut with overlap: a detector that can use the fact is told (RobustDiffusion's "auto" recipe)
-        told = {"overlapping": True} if fit_layout.overlapping and has_fit_parameter(detector, "overlapping") else {}
-        if fit_layout.dims == 1 and has_fit_parameter(detector, "positions"):
-            told["positions"] = fit_layout.positions
-        detector.fit(X[fit_idx] if len(fit_idx) < len(X) else X, **told)
+        detector.fit(X[fit_idx] if len(fit_idx) < len(X) else X, **fit_layout.fit_keywords(detector))
         maps = np.asarray(detector.anomaly_map(X[cal_idx] if len(cal_idx) < len(X) else X), dtype=np.float64)
         scores = _score_maps(detector, maps)
         quantiles = np.quantile(maps, np.linspace(0.0, 1.0, _N_QUANTILES))

@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 import adapters
 from adapters.base import Layout, cut, overlap_share, plan_windows, stitch
+from rddpm_signals import RPCA, RobustDiffusion
 
 HYPOTHESIS = settings(max_examples=25, deadline=None)
 ROOT = Path(__file__).resolve().parents[1]
@@ -671,6 +672,19 @@ def test_layout_positions_name_each_window_record_and_first_point():
     rec, off = plan_windows([(12, 12)], (4, 4), (4, 2))
     with pytest.raises(ValueError, match="1D windows"):
         _ = Layout("x", rec, off, (4, 4), ((12, 12),)).positions
+
+
+def test_layout_fit_keywords_tell_a_detector_only_what_its_fit_takes():
+    record = np.zeros(1000, dtype=np.float32)
+    _, overlapping = adapters.WaveformAdapter(sample_rate=1, window=128, hop=32).fit([record]).to_tensor([record])
+    _, separate = adapters.WaveformAdapter(sample_rate=1, window=128).fit([record]).to_tensor([record])
+    told = overlapping.fit_keywords(RobustDiffusion())
+    assert set(told) == {"overlapping", "positions"} and told["overlapping"] is True
+    assert np.array_equal(told["positions"], overlapping.positions)
+    assert set(separate.fit_keywords(RobustDiffusion())) == {"positions"}  # no overlap: only where windows lie
+    assert overlapping.fit_keywords(RPCA()) == {}  # a fit without those parameters is told nothing
+    rec, off = plan_windows([(12, 12)], (4, 4), (4, 2))
+    assert Layout("x", rec, off, (4, 4), ((12, 12),)).fit_keywords(RobustDiffusion()) == {"overlapping": True}
 
 
 @HYPOTHESIS

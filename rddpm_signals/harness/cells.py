@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils.validation import has_fit_parameter
 
 from .. import __version__, datasets
 from .._io import atomic_path, atomic_write_text
@@ -83,8 +82,8 @@ class Cell:
         params = _detector_class(detector)(dims=1, **params).get_params()
         params.pop("dims")
         if detector == "RobustDiffusion":
-            # The harness fits without fit(overlapping=): key, and pass, what "auto" resolves to on this dataset. The
-            # built-in sets cut with overlap are the long records, all 1D (tests/test_harness.py checks).
+            # Key, and pass, what "auto" resolves to on this dataset (fit_detector's overlapping= then changes nothing).
+            # The built-in sets cut with overlap are the long records, all 1D (tests/test_harness.py checks).
             overlapping = datasets.training_windows_overlap(self.dataset, **options)
             recipe = auto_by_layout(1, overlapping, params["self_clean"], params["clean_samples"])
             resolvable = (("clean_samples", "samples"), ("loss", "loss"), ("clean_across_windows", "across_windows"))
@@ -138,14 +137,12 @@ def load_cell_data(resolved: dict):
 
 
 def fit_detector(detector, data) -> None:
-    """``detector.fit`` on ``data``'s training samples, told where its windows lie on the training record
-    (``positions``) when the set was cut from one (``meta["train_layout"]``, the long records) and the detector's
-    ``fit`` takes them."""
+    """``detector.fit`` on ``data``'s training samples, told what the layout they were cut with knows
+    (``Layout.fit_keywords``: ``overlapping``, ``positions``) when the set has one (``meta["train_layout"]``: the
+    long records, machine sound). What ``"auto"`` resolves to is already in the cell's parameters
+    (:meth:`Cell.resolved`), so ``overlapping`` changes nothing here; ``positions`` let flags spread across windows."""
     layout = data.meta.get("train_layout") if isinstance(data.meta, dict) else None
-    told = {}
-    if layout is not None and layout.dims == 1 and has_fit_parameter(detector, "positions"):
-        told["positions"] = layout.positions
-    detector.fit(data.train_x, **told)
+    detector.fit(data.train_x, **(layout.fit_keywords(detector) if layout is not None else {}))
 
 
 def build_detector(resolved: dict, dims: int):
