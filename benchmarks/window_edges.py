@@ -33,22 +33,25 @@ from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 from round_maps import add_cell_arguments  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
-from rddpm_signals.cleaning import flag_points_test, spread_across_windows  # noqa: E402
-from rddpm_signals.detector import channel_center_scale  # noqa: E402
+from rddpm_signals.cleaning import (  # noqa: E402
+    flag_points_test,
+    record_point_index,
+    resolve_auto,
+    spread_across_windows,
+)
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
 
 
-def unseen(drop: np.ndarray, positions: np.ndarray, length: int, truth: np.ndarray) -> tuple[float, float]:
+def unseen(drop: np.ndarray, positions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Shares of the defect and of the normal record points that no kept window covers; ``drop`` ``(N,)`` bool,
-    ``truth`` ``(N, L)`` the windows' defect masks (one record)."""
-    starts = positions[:, 1]
-    total = int(starts.max()) + length
-    seen, defect = np.zeros(total, dtype=bool), np.zeros(total, dtype=bool)
-    for i, start in enumerate(starts):
-        defect[start : start + length] |= truth[i]
-        if not drop[i]:
-            seen[start : start + length] = True
-    return float((~seen[defect]).mean()), float((~seen[~defect]).mean())
+    ``truth`` ``(N, L)`` the windows' defect masks."""
+    index, size = record_point_index(positions, truth.shape[1])
+    seen, defect = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+    defect[index[truth]] = True
+    seen[index[~drop]] = True
+    covered = np.zeros(size, dtype=bool)
+    covered[index] = True
+    return float((~seen[defect]).mean()), float((~seen[~defect & covered]).mean())
 
 
 def held(drop: np.ndarray, truth: np.ndarray) -> str:
@@ -81,12 +84,10 @@ def report(args: argparse.Namespace) -> list[str]:
     lines = [f"{saved.name}: {n} windows of {length} points, hop {int(np.diff(positions[:, 1]).min())}"]
     lines.append("as trained: " + held(drop, truth))
     windows, points = np.nonzero(truth & ~mask)
-    record_points = positions[windows, 1] + points
-    cover = np.zeros(positions[:, 1].max() + length, dtype=int)
-    cover_dropped = np.zeros_like(cover)
-    for i, start in enumerate(positions[:, 1]):
-        cover[start : start + length] += 1
-        cover_dropped[start : start + length] += drop[i]
+    index, size = record_point_index(positions, length)
+    record_points = index[windows, points]
+    cover = np.bincount(index.ravel(), minlength=size)
+    cover_dropped = np.bincount(index[drop].ravel(), minlength=size)
     share = cover_dropped[record_points] / cover[record_points]
     lines.append(
         f"kept defect points: {len(points)} (window, point) pairs, {len(np.unique(record_points))} record points; "
@@ -96,17 +97,16 @@ def report(args: argparse.Namespace) -> list[str]:
     )
     detector = build_detector(resolved, 1)
     X = np.asarray(data.train_x, dtype=np.float32)
-    detector.clean_settings_ = detector._chosen_cleaning(X, 1, "flagged")
-    detector.center_, detector.scale_ = channel_center_scale(X)
-    prior = detector._model_free_prior(detector._normalise(X))
-    flags = flag_points_test(maps, detector.clean_fdr, detector.clean_settings_["dilate"], sigma)
+    prior = detector.prior_flags(X, overlapping=True)
+    dilate = resolve_auto({"dilate": detector.clean_dilate}, 1, length)["dilate"]
+    flags = flag_points_test(maps, detector.clean_fdr, dilate, sigma)
     flags = flags if prior is None else flags | prior
     same = np.array_equal(flags.any(axis=1), drop)
     lines.append(f"recomputed flags (test rule | prior): the windows holding one equal the fit's drops: {same}")
     spread = spread_across_windows(flags, positions).any(axis=1)
     lines.append("flags spread across windows: " + held(spread, truth))
     for name, dropped in (("as trained", drop), ("spread", spread)):
-        defect, normal = unseen(dropped, positions, length, truth)
+        defect, normal = unseen(dropped, positions, truth)
         lines.append(f"record points no kept window shows, {name}: defect {defect:.3f}, normal {normal:.3f}")
     atomic_write_text(saved.with_suffix(".edges.txt"), "\n".join(lines) + "\n")
     return lines

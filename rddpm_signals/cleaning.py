@@ -72,6 +72,7 @@ __all__ = [
     "auto_signature",
     "auto_by_layout",
     "spread_across_windows",
+    "record_point_index",
     "check_window_positions",
     "AUTO_OVERLAPPING",
     "SEPARATE_SAMPLES",
@@ -197,20 +198,28 @@ def check_window_positions(positions: object, n_samples: int) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def record_point_index(positions: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """Where each point of ``length``-point 1D windows lies on their records: ``(N, length)`` int indices into one
+    grid of all records laid end to end, and that grid's size. ``positions`` ``(N, 2)`` int: each window's record and
+    first point on it (``adapters.Layout.positions``). Two window points share an index when they are the same point
+    of the same record."""
+    positions = np.asarray(positions)
+    _, record = np.unique(positions[:, 0], return_inverse=True)
+    start = positions[:, 1]
+    span = np.zeros(record.max() + 1, dtype=np.int64)
+    np.maximum.at(span, record, start + length)
+    base = np.concatenate([[0], np.cumsum(span)[:-1]])
+    return (base[record] + start)[:, None] + np.arange(length), int(span.sum())
+
+
 def spread_across_windows(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Bool ``(N, L)``: ``flags`` ``(N, L)`` of 1D windows with every point flagged that any window covering the same
     point of the same record flags. ``positions`` ``(N, 2)`` int: each window's record and first point on it.
 
     A defect near one window's edge can stand out in the windows where it lies in the middle and not in the one
     where it sits at the edge; without this, that window keeps it (docs/RESULTS.md §35a)."""
-    length = flags.shape[1]
-    _, record = np.unique(positions[:, 0], return_inverse=True)
-    start = positions[:, 1]
-    span = np.zeros(record.max() + 1, dtype=np.int64)
-    np.maximum.at(span, record, start + length)
-    base = np.concatenate([[0], np.cumsum(span)[:-1]])
-    index = (base[record] + start)[:, None] + np.arange(length)
-    hit = np.zeros(int(span.sum()), dtype=bool)
+    index, size = record_point_index(positions, flags.shape[1])
+    hit = np.zeros(size, dtype=bool)
     hit[index[flags]] = True
     return hit[index]
 

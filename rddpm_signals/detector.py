@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from ._io import atomic_torch_save
 from ._robust import median_mad, robust_center_scale
@@ -601,6 +602,22 @@ class RobustDiffusion(BaseDetector):
                 delattr(self, name)
             vars(self).update(before)
             raise
+
+    def prior_flags(self, X: object, *, overlapping: bool = False) -> np.ndarray | None:
+        """Bool ``(N, L)`` or ``(N, H, W)``: the training points this detector's model-free prior (``clean_prior``)
+        would hold out from the first step of ``fit(X, overlapping=overlapping)``, before any training; ``None``
+        where that fit has no prior (``self_clean=False``, or ``clean_prior`` ``"none"`` or resolved to it). Runs the
+        prior alone, on a copy: the detector is left as it was, fitted or not."""
+        probe = clone(self)
+        probe._check_params()
+        X, dims = probe._check_fit_X(X)
+        if not probe.self_clean:
+            return None
+        settings = probe._chosen_cleaning(X, dims, probe._layout_recipe(dims, bool(overlapping))["samples"])
+        probe._check_prior_fits(X, dims, settings)
+        probe.clean_settings_ = settings
+        probe.center_, probe.scale_ = channel_center_scale(X)
+        return probe._model_free_prior(probe._normalise(X))
 
     def _cleaning_settings(self, chosen: dict) -> dict:
         """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names,

@@ -40,6 +40,7 @@ discord_prior = _load("discord_prior")
 prior_cost = _load("prior_cost")
 round_maps = _load("round_maps")
 window_edges = _load("window_edges")
+prior_evidence = _load("prior_evidence")
 
 
 def test_interval_metrics_hand_made():
@@ -837,11 +838,31 @@ def test_window_edges_counts_the_record_points_no_kept_window_shows(tmp_path, ca
     truth = np.zeros((3, 4), dtype=bool)
     truth[1, 2:] = truth[2, :2] = True  # record points 4-5, in windows 1 and 2
     keep_two = np.array([False, True, False])  # window 1 dropped: window 2 still shows points 4-5
-    assert window_edges.unseen(keep_two, positions, 4, truth) == (0.0, 0.0)
-    defect, normal = window_edges.unseen(np.array([False, True, True]), positions, 4, truth)
+    assert window_edges.unseen(keep_two, positions, truth) == (0.0, 0.0)
+    defect, normal = window_edges.unseen(np.array([False, True, True]), positions, truth)
     assert defect == 1.0 and normal == pytest.approx(2 / 6)  # points 6-7 were only in window 2
     assert "defect points held out 0.500" in window_edges.held(keep_two, truth)
     argv = ["--dataset", "val_long_record", "--seed", "0", "--rounds", str(tmp_path)]
     assert window_edges.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "round_maps.py" in err and "\n" not in err
+
+
+def test_prior_evidence_reports_what_the_cells_own_prior_flags(tmp_path, capsys):
+    from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data
+
+    argv = ["--datasets", "forging", "--preset", "smoke", "--contamination", "0.3", "--seeds", "0"]
+    assert prior_evidence.main([*argv, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "forging_smoke.md").read_text()
+    assert text.strip() in capsys.readouterr().out and "| forging | 0.3 | 0 |" in text
+    row = json.loads((tmp_path / "forging_smoke.json").read_text())[0]
+    resolved = Cell("forging", "rddpm", 0.3, 0, "smoke").resolved()
+    data = load_cell_data(resolved)
+    flags = build_detector(resolved, 1).prior_flags(np.asarray(data.train_x, dtype=np.float32))
+    truth = np.asarray(data.train_mask).reshape(flags.shape).astype(bool)
+    assert row["samples_flagged"] == float(flags.any(axis=1).mean()) and row["points_flagged"] == float(flags.mean())
+    assert row["defect_recall"] == float(flags[truth].mean()) > row["points_flagged"]
+    for method, reason in (("ddpm", "no cleaning prior"), ("rpca", "not a RobustDiffusion")):
+        assert prior_evidence.main([*argv, "--method", method, "--out", str(tmp_path / method)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and reason in err and "\n" not in err

@@ -19,6 +19,7 @@ from rddpm_signals.cleaning import (
     flag_points,
     flag_points_test,
     flag_samples,
+    record_point_index,
     resolve_auto,
     spread_across_windows,
 )
@@ -413,6 +414,26 @@ def test_detector_holds_the_discord_prior_out_from_the_first_step():
     assert auto.clean_settings_["prior_m"] == 32 and np.array_equal(auto.clean_mask_, longer.clean_mask_)
 
 
+
+def test_prior_flags_are_what_a_fit_holds_out_at_step_0_and_leave_the_detector_as_it_was():
+    rng = np.random.default_rng(9)
+    X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
+    X[2, 0, 20:30] = 1.5
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "test"}
+    unfitted = RobustDiffusion(**params, clean_dilate=2)
+    flags = unfitted.prior_flags(X)
+    assert flags.shape == (16, 64) and flags[2, 20:30].all() and not hasattr(unfitted, "clean_settings_")
+    fitted = RobustDiffusion(**params, clean_dilate=2).fit(X)
+    before = {k: v for k, v in vars(fitted).items() if k.endswith("_")}
+    assert np.array_equal(fitted.prior_flags(X), flags) and fitted.clean_history_[0, 2] == flags.mean()
+    assert fitted.clean_mask_[flags].all() and vars(fitted).keys() >= before.keys()
+    assert all(vars(fitted)[k] is v for k, v in before.items())  # nothing refitted or replaced
+    assert RobustDiffusion(**params, clean_prior="none").prior_flags(X) is None
+    assert RobustDiffusion(**params, self_clean=False).prior_flags(X) is None
+    with pytest.raises(ValueError, match="clean_prior_m"):
+        RobustDiffusion(**params, clean_prior="discord", clean_prior_m=128).prior_flags(X)
+
+
 def test_auto_prior_length_is_the_confirmed_64_points_or_half_a_shorter_sample():
     # 64 at both lengths the confirmation ran (256-point samples, the long records' 128-point windows)
     assert [auto_prior_m(n) for n in (128, 256, 512, 4096)] == [64, 64, 64, 64]
@@ -495,6 +516,13 @@ def test_discord_maps_of_shares_put_together_are_the_whole_sets_maps():
     assert discord_maps(X, 20000, m=16, rows=slice(3, 3)).shape == (0, 1, 64)
     flags = flag_discord_maps(whole, 0.01, 2, 2.0)
     assert np.array_equal(flags, flag_discords(X, 0.01, 2, 2.0, 20000, m=16)) and flags[7, 30:40].all()
+
+
+def test_record_point_index_gives_one_index_per_point_of_each_record():
+    # record 7: windows of 4 at 0 and 2 (points 0-5); record 3: one window at 1 (points 1-4, grid 0-4)
+    index, size = record_point_index(np.array([[7, 0], [7, 2], [3, 1]]), 4)
+    assert size == 5 + 6  # records in sorted order: 3 (0-4), then 7 (0-5)
+    assert index.tolist() == [[5, 6, 7, 8], [7, 8, 9, 10], [1, 2, 3, 4]]
 
 
 def test_spread_across_windows_flags_a_point_in_every_window_of_its_record_that_covers_it():
