@@ -414,7 +414,6 @@ def test_detector_holds_the_discord_prior_out_from_the_first_step():
     assert auto.clean_settings_["prior_m"] == 32 and np.array_equal(auto.clean_mask_, longer.clean_mask_)
 
 
-
 def test_prior_flags_are_what_a_fit_holds_out_at_step_0_and_leave_the_detector_as_it_was():
     rng = np.random.default_rng(9)
     X = np.stack([_pulse_record(64, rng) for _ in range(16)])[:, None, :].astype(np.float32)
