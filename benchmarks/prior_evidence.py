@@ -37,17 +37,6 @@ from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # 
 
 __all__ = ["evidence_row", "main"]
 
-HEADER = (
-    "set",
-    "contamination",
-    "seed",
-    "samples flagged",
-    "points flagged",
-    "defect recall",
-    "normal samples flagged",
-    "seconds",
-)
-
 
 def evidence_row(
     dataset: str, preset: str, contamination: float, seed: int, method: str = "rddpm", data_options: dict | None = None
@@ -83,21 +72,22 @@ def _share(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+# each row key with how the table prints it; the header is the key with spaces
+_COLUMNS = {
+    "set": str,
+    "contamination": lambda v: f"{v:g}",
+    "seed": str,
+    "samples_flagged": _share,
+    "points_flagged": _share,
+    "defect_recall": _share,
+    "normal_samples_flagged": _share,
+    "seconds": lambda v: f"{v:.1f}",
+}
+
+
 def _table(rows: list[dict]) -> str:
-    body = [
-        [
-            r["set"],
-            f"{r['contamination']:g}",
-            str(r["seed"]),
-            _share(r["samples_flagged"]),
-            _share(r["points_flagged"]),
-            _share(r["defect_recall"]),
-            _share(r["normal_samples_flagged"]),
-            f"{r['seconds']:.1f}",
-        ]
-        for r in rows
-    ]
-    return markdown_table(HEADER, body)
+    header = [key.replace("_", " ") for key in _COLUMNS]
+    return markdown_table(header, [[show(r[key]) for key, show in _COLUMNS.items()] for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
