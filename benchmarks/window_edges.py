@@ -101,9 +101,13 @@ def report(args: argparse.Namespace) -> list[str]:
     dilate = resolve_auto({"dilate": detector.clean_dilate}, 1, length)["dilate"]
     flags = flag_points_test(maps, detector.clean_fdr, dilate, sigma)
     flags = flags if prior is None else flags | prior
-    same = np.array_equal(flags.any(axis=1), drop)
-    lines.append(f"recomputed flags (test rule | prior): the windows holding one equal the fit's drops: {same}")
     spread = spread_across_windows(flags, positions).any(axis=1)
+    spreads = bool(resolved["params"].get("clean_across_windows"))  # the cell's fit spread its flags itself
+    same = np.array_equal(spread if spreads else flags.any(axis=1), drop)
+    lines.append(
+        f"recomputed flags (test rule | prior{', spread across windows' if spreads else ''}): "
+        f"the windows holding one equal the fit's drops: {same}"
+    )
     lines.append("flags spread across windows: " + held(spread, truth))
     for name, dropped in (("as trained", drop), ("spread", spread)):
         defect, normal = unseen(dropped, positions, truth)

@@ -846,6 +846,16 @@ def test_window_edges_counts_the_record_points_no_kept_window_shows(tmp_path, ca
     assert window_edges.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "round_maps.py" in err and "\n" not in err
+    # a whole run on a tiny long-record cell: the flags recomputed from its last round are the fit's own drops
+    cell = ["--dataset", "long_record", "--preset", "smoke", "--contamination", "0.3", "--seed", "0"]
+    assert round_maps.main([*cell, "--out", str(tmp_path / "rounds")]) == 0
+    assert window_edges.main([*cell, "--rounds", str(tmp_path / "rounds")]) == 0
+    (edges,) = (tmp_path / "rounds").glob("*.edges.txt")
+    text = edges.read_text()
+    assert "prior, spread across windows): the windows holding one equal the fit's drops: True" in text
+    held = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(("as trained", "flags spread"))]
+    as_trained, spread = held
+    assert as_trained == spread  # this default already spreads its flags: spreading them again changes nothing
 
 
 def test_prior_evidence_reports_what_the_cells_own_prior_flags(tmp_path, capsys):
