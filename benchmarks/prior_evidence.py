@@ -34,6 +34,7 @@ from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
+from rddpm_signals.harness.run import _floats, _ints  # noqa: E402  (benchmarks/run.py's list arguments)
 
 __all__ = ["evidence_row", "main"]
 
@@ -94,18 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", required=True, help="comma-separated 1D sets, e.g. dev_signals,forging")
     p.add_argument("--preset", default="develop")
-    p.add_argument("--contamination", default="0,0.2", help="comma-separated training contamination levels")
-    p.add_argument("--seeds", default="0", help="comma-separated data seeds")
+    p.add_argument("--contamination", type=_floats, default="0,0.2", help="comma-separated contamination levels")
+    p.add_argument("--seeds", type=_ints, default="0", help="comma-separated data seeds")
     p.add_argument("--method", default="rddpm", help="the harness spelling of the detector (default: rddpm)")
     p.add_argument("--data", default="", help="data options over the preset's, e.g. length=64")
     p.add_argument("--out", default="results/prior_evidence")
     args = p.parse_args(argv)
     try:
         sets = [s.strip() for s in args.datasets.split(",") if s.strip()]
-        levels = [float(c) for c in args.contamination.split(",") if c.strip()]
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         options = parse_data_options(args.data)
-        rows = [evidence_row(d, args.preset, c, s, args.method, options) for d in sets for c in levels for s in seeds]
+        rows = [
+            evidence_row(d, args.preset, c, s, args.method, options)
+            for d in sets
+            for c in args.contamination
+            for s in args.seeds
+        ]
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

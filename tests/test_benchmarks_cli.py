@@ -695,7 +695,6 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     """The benchmark's flags are the ones ``RobustDiffusion(clean_prior="discord")`` holds out (same normalisation,
     same settings), measured against the training labels; the table is printed and written."""
     from rddpm_signals import RobustDiffusion
-    from rddpm_signals.detector import channel_center_scale
     from rddpm_signals.harness.cells import Cell, load_cell_data
 
     argv = ["--datasets", "forging", "--preset", "smoke", "--contamination", "0.3", "--seeds", "0"]
@@ -706,9 +705,7 @@ def test_discord_prior_measures_the_detectors_own_prior(tmp_path, capsys):
     X = np.asarray(data.train_x, dtype=np.float32)
     # the benchmark's own defaults: dilation 2 (§25's) and the library's subsequence length
     det = RobustDiffusion(clean_prior="discord", clean_dilate=2, clean_prior_m=None)
-    det.center_, det.scale_ = channel_center_scale(X)
-    det.clean_settings_ = det._chosen_cleaning(X, 1, det._layout_recipe(1, overlapping=False)["samples"])
-    prior = det._model_free_prior(det._normalise(X))
+    prior = det.prior_flags(X)
     truth = np.asarray(data.train_mask).reshape(prior.shape).astype(bool)
     row, undilated, wide = discord_prior.prior_rows("forging", "smoke", 0.3, 0, None, [None, "0", "m"])
     assert row["dilate"] == det.clean_dilate and wide["dilate"] == row["m"] > det.clean_dilate
