@@ -6,7 +6,9 @@ Fits the harness cell (same preset sizes and method spelling as ``benchmarks/run
 and scores the test set once; for each defect kind the AUROC pools the pixels of the normal test samples and of the
 test samples carrying that kind. A kind whose AUROC falls with contamination while the others hold is being learnt
 as normal. Prints a markdown table and writes it to ``--out/<dataset>_<method>.md``. Datasets must record
-``meta["test_defect"]`` (rolling, machine_sound, the textures).
+``meta["test_defect"]`` (rolling, machine_sound, the textures) or be a long record (``meta["test_events"]``: then
+the window maps are stitched back onto the test record and each kind's AUROC pools its events' points with the
+record's normal points, as the harness scores the record).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
+from rddpm_signals.datasets.long_record import point_maps  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, fit_detector, load_cell_data  # noqa: E402
 from rddpm_signals.harness.methods import parse_method  # noqa: E402
 from rddpm_signals.metrics import pixel_auroc  # noqa: E402
@@ -37,6 +40,30 @@ def per_kind_auroc(maps: np.ndarray, mask: np.ndarray, kinds: tuple[str, ...]) -
         keep = normal | (kinds_arr == kind)
         out[kind] = pixel_auroc(maps[keep], mask[keep])
     return out
+
+
+def per_kind_auroc_on_record(maps: np.ndarray, mask: np.ndarray, events: list[tuple[str, int, int]]) -> dict:
+    """Per-point AUROC of each event kind on one stitched record: ``maps``/``mask`` ``(1, T)``; ``events``
+    ``(kind, first point, last point + 1)``. A kind's AUROC pools the record's normal points with its events'."""
+    if maps.shape[0] != 1:
+        raise ValueError(f"expected one test record, got {maps.shape[0]}")
+    kind_of = np.full(maps.shape[1], "", dtype=object)
+    for kind, start, stop in events:
+        kind_of[start:stop] = kind
+    normal = ~mask[0]
+    out = {"all": pixel_auroc(maps, mask)}
+    for kind in sorted({e[0] for e in events}):
+        keep = normal | (mask[0] & (kind_of == kind))
+        out[kind] = pixel_auroc(maps[:, keep], mask[:, keep])
+    return out
+
+
+def kind_aurocs(detector, data) -> dict[str, float]:
+    """Per-kind pixel AUROC of a fitted ``detector`` on ``data``'s test set (samples or a stitched record)."""
+    maps = detector.anomaly_map(data.test_x)
+    if "test_events" in data.meta:
+        return per_kind_auroc_on_record(*point_maps(data, maps), data.meta["test_events"])
+    return per_kind_auroc(maps, data.test_mask, data.meta["test_defect"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,15 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         cell = Cell(args.dataset, args.method, c, args.seed, args.preset)
         resolved = cell.resolved()
         data = load_cell_data(resolved)
-        if "test_defect" not in data.meta:
+        if "test_defect" not in data.meta and "test_events" not in data.meta:
             p.error(
-                f"dataset {args.dataset!r} does not record meta['test_defect']: use rolling, machine_sound or a texture"
+                f"dataset {args.dataset!r} records neither meta['test_defect'] nor meta['test_events']: use rolling, "
+                "machine_sound, a texture or a long record"
             )
         start = time.perf_counter()
         detector = build_detector(resolved, data.dims)
         fit_detector(detector, data)
-        maps = detector.anomaly_map(data.test_x)
-        rows.append((c, per_kind_auroc(maps, data.test_mask, data.meta["test_defect"]), time.perf_counter() - start))
+        rows.append((c, kind_aurocs(detector, data), time.perf_counter() - start))
         print(f"contamination {c:.0%}: {rows[-1][1]} ({rows[-1][2]:.0f} s)", flush=True)
 
     kinds = list(rows[0][1])

@@ -49,8 +49,9 @@ def evidence_row(
     data = load_cell_data(resolved)
     X = np.asarray(data.train_x, dtype=np.float32)
     detector = build_detector(resolved, X.ndim - 2)
+    layout = data.meta.get("train_layout") if isinstance(data.meta, dict) else None
     start = time.perf_counter()
-    prior = detector.prior_flags(X)
+    prior = detector.prior_flags(X, **(layout.fit_keywords(detector) if layout is not None else {}))
     seconds = time.perf_counter() - start
     if prior is None:
         raise ValueError(f"{method} has no cleaning prior on {dataset}: nothing to measure")

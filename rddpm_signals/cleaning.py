@@ -46,7 +46,7 @@ from ._validation import is_count
 from .base import smooth_maps
 from .distributed import Shard
 from .scoring import PositionNormalizer
-from .subsequences import channel_profile_maps, default_m, reference_of
+from .subsequences import channel_profile_maps, default_m, nearest_distances, points_of, reference_of
 
 __all__ = [
     "SelfCleaning",
@@ -57,6 +57,7 @@ __all__ = [
     "samples_holding",
     "flag_discords",
     "discord_maps",
+    "record_discord_maps",
     "flag_discord_maps",
     "benjamini_hochberg",
     "CLEAN_RULES",
@@ -80,6 +81,10 @@ __all__ = [
 
 CLEAN_RULES = ("share", "test")
 CLEAN_PRIORS = ("none", "discord")
+# where the discord prior finds each subsequence's neighbours: the other half of the samples, or (1D windows with
+# their positions) the rest of the records the windows were cut from
+PRIOR_REFERENCES = ("halves", "record")
+RECORD_PRIOR_MAX_POINTS = 200_000  # the record self-join costs (points)² · m: beyond this, use "halves"
 AUTO = "auto"
 # What self-cleaning's "auto" settings become, by the samples' kind: 1D signals (N, C, L) and grids (images,
 # spectrograms). The 1D recipe was confirmed against the grid one on five waveform sets at 0, 20 and 30 % on fresh
@@ -284,13 +289,16 @@ def sample_statistics(maps: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.stack([mean, tail], axis=1)
 
 
-def discord_maps(Z: np.ndarray, max_reference: int, m: int | None = None, rows: slice | None = None) -> np.ndarray:
+def discord_maps(
+    Z: np.ndarray, max_reference: int, m: int | None = None, rows: slice | None = None, k: int = 1
+) -> np.ndarray:
     """The discord prior's raw maps ``(n, C, L)`` float64 of the training samples ``Z`` ``(N, C, L)`` (``rows`` of
     them only, when given: ``n`` of ``N``): each sample of the first half (``N // 2``, in order) profiled against
     the second half and the other way round — per channel and point the smallest raw distance of the length-``m``
     subsequences covering it (default :func:`~rddpm_signals.subsequences.default_m`) to their nearest neighbour
-    there (at most ``max_reference`` reference points per channel, a seeded subset beyond). A sample's map does not
-    depend on the other rows asked for, so processes can share the samples and gather the maps."""
+    there (``k`` > 1: their ``k``-th nearest distinct one; at most ``max_reference`` reference points per channel,
+    a seeded subset beyond). A sample's map does not depend on the other rows asked for, so processes can share the
+    samples and gather the maps."""
     Z = np.asarray(Z, dtype=np.float64)
     n = len(Z)
     if n < 2:
@@ -299,11 +307,45 @@ def discord_maps(Z: np.ndarray, max_reference: int, m: int | None = None, rows: 
     half = n // 2
     wanted = np.arange(n)[slice(None) if rows is None else rows]
     parts = [
-        channel_profile_maps(Z[idx], reference_of(other, max_reference, 0), m, False, "min")
+        channel_profile_maps(Z[idx], reference_of(other, max_reference, 0), m, False, "min", k=k)
         for idx, other in ((wanted[wanted < half], Z[half:]), (wanted[wanted >= half], Z[:half]))
         if len(idx)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, *Z.shape[1:]))
+
+
+def record_discord_maps(Z: np.ndarray, positions: np.ndarray, m: int | None = None, k: int = 1) -> np.ndarray:
+    """The discord prior's raw maps ``(N, C, L)`` float64 of 1D windows ``Z`` ``(N, C, L)`` cut from records, each
+    subsequence profiled against the rest of the records rather than against the other half of the windows
+    (:func:`discord_maps`). ``positions`` ``(N, 2)`` int: each window's record and first point on it.
+
+    The windows are laid back onto their records (points no window covers are NaN; records are kept apart by a NaN),
+    and per channel each length-``m`` subsequence gets the raw distance to its ``k``-th nearest distinct neighbour
+    on the records (a self-join: neighbours within ``m / 4`` of the subsequence itself are trivial matches,
+    :func:`~rddpm_signals.subsequences.nearest_distances`); a point takes the smallest over the subsequences
+    covering it, and each window reads its points back. A record point has one value in every window that covers
+    it, and no subsequence meets itself through an overlapping window. Cost: (record points)² · m per channel."""
+    Z = np.asarray(Z, dtype=np.float64)
+    n, channels, length = Z.shape
+    m = default_m(length) if m is None else int(m)
+    index, size = record_point_index(positions, length)
+    # record_point_index lays the records end to end in order: one NaN slot before each record but the first keeps
+    # every subsequence on one record
+    record = np.unique(np.asarray(positions)[:, 0], return_inverse=True)[1]
+    spaced = index + record[:, None]
+    total = size + int(record.max())
+    if total > RECORD_PRIOR_MAX_POINTS:
+        raise ValueError(
+            f"the records hold {size} points, more than clean_prior_reference='record' profiles "
+            f"({RECORD_PRIOR_MAX_POINTS}): use clean_prior_reference='halves'"
+        )
+    maps = np.zeros(Z.shape)
+    for c in range(channels):
+        series = np.full(total, np.nan)
+        series[spaced] = Z[:, c]
+        values = points_of(nearest_distances(series, None, m, False, k), m, "min")
+        maps[:, c] = values[spaced]
+    return maps
 
 
 def flag_discord_maps(maps: np.ndarray, fdr: float, dilate: int, sigma: float) -> np.ndarray:

@@ -28,6 +28,7 @@ from .base import BaseDetector, quantile_scores, smooth_maps
 from .cleaning import (
     AUTO,
     CLEAN_PRIORS,
+    PRIOR_REFERENCES,
     SelfCleaning,
     auto_by_layout,
     auto_prior_m,
@@ -36,6 +37,7 @@ from .cleaning import (
     discord_maps,
     flag_discord_maps,
     is_auto,
+    record_discord_maps,
     resolve_auto,
 )
 from .diffusion.noise import make_noise_fn
@@ -241,6 +243,17 @@ class RobustDiffusion(BaseDetector):
         (16: up to 0.20) (docs/RESULTS.md §27c) and was confirmed on samples of 256 points and on windows of 128
         (§27d, §28). Samples shorter than 128 points were not measured (on short samples of a repetitive signal
         the prior may hold out clean points: check ``clean_mask_.mean()``).
+    clean_prior_reference: where the discord prior looks for each subsequence's neighbours: ``"halves"`` (the
+        default) the other half of the training samples, in order (at most 20 000 points per channel, a seeded
+        subset beyond); ``"record"`` (1D windows only, ``fit(X, positions=...)``) the records the windows were cut
+        from, as one self-join (:func:`rddpm_signals.cleaning.record_discord_maps`; up to 200 000 record points):
+        every stretch of the record is a candidate neighbour, and none is the subsequence itself seen through an
+        overlapping window. Not the default: screened on the long records only (docs/RESULTS.md §37).
+    clean_prior_k: the discord prior's distance is to the ``k``-th nearest *distinct* neighbour (each neighbour's
+        own ±``m`` stretch passed over before the next): 1 (the default) is the nearest. A defect that recurs a few
+        times ("twins") is its own nearest neighbour elsewhere and hides from ``k = 1``; larger ``k`` also raises
+        rare normal shapes. On overlapping windows "distinct" holds only with ``clean_prior_reference="record"``
+        (each record stretch sits in several windows of the halves' reference).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -340,6 +353,8 @@ class RobustDiffusion(BaseDetector):
         clean_across_windows: bool | str = "auto",
         clean_prior: str = "auto",
         clean_prior_m: int | str | None = "auto",
+        clean_prior_reference: str = "halves",
+        clean_prior_k: int = 1,
         n_reconstructions: int = 4,
         map_normalization: str = "none",
         map_smoothing: float = 2.0,
@@ -393,6 +408,8 @@ class RobustDiffusion(BaseDetector):
         self.clean_across_windows = clean_across_windows
         self.clean_prior = clean_prior
         self.clean_prior_m = clean_prior_m
+        self.clean_prior_reference = clean_prior_reference
+        self.clean_prior_k = clean_prior_k
         self.n_reconstructions = n_reconstructions
         self.map_normalization = map_normalization
         self.map_smoothing = map_smoothing
@@ -444,6 +461,12 @@ class RobustDiffusion(BaseDetector):
                 raise ValueError("clean_prior_m is the length of clean_prior='discord': set that prior, or 'auto'")
             if not is_count(m, 2):
                 raise ValueError(f"clean_prior_m must be an integer >= 2 (points), 'auto' or None; got {m!r}")
+        if self.clean_prior_reference not in PRIOR_REFERENCES:
+            raise ValueError(
+                f"unknown clean_prior_reference {self.clean_prior_reference!r}: use one of {PRIOR_REFERENCES}"
+            )
+        if not is_count(self.clean_prior_k, 1):
+            raise ValueError(f"clean_prior_k must be an integer >= 1 (a neighbour's rank), got {self.clean_prior_k!r}")
         if self.map_structure not in MAP_STRUCTURES:
             raise ValueError(f"unknown map_structure {self.map_structure!r}: use one of {MAP_STRUCTURES}")
         if self.score_mode not in SCORE_MODES:
@@ -603,11 +626,11 @@ class RobustDiffusion(BaseDetector):
             vars(self).update(before)
             raise
 
-    def prior_flags(self, X: object, *, overlapping: bool = False) -> np.ndarray | None:
+    def prior_flags(self, X: object, *, overlapping: bool = False, positions: object = None) -> np.ndarray | None:
         """Bool ``(N, L)`` or ``(N, H, W)``: the training points this detector's model-free prior (``clean_prior``)
-        would hold out from the first step of ``fit(X, overlapping=overlapping)``, before any training; ``None``
-        where that fit has no prior (``self_clean=False``, or ``clean_prior`` ``"none"`` or resolved to it). Runs the
-        prior alone, on a copy: the detector is left as it was, fitted or not."""
+        would hold out from the first step of ``fit(X, overlapping=overlapping, positions=positions)``, before any
+        training; ``None`` where that fit has no prior (``self_clean=False``, or ``clean_prior`` ``"none"`` or
+        resolved to it). Runs the prior alone, on a copy: the detector is left as it was, fitted or not."""
         probe = clone(self)
         probe._check_params()
         X, dims = probe._check_fit_X(X)
@@ -615,9 +638,10 @@ class RobustDiffusion(BaseDetector):
             return None
         settings = probe._chosen_cleaning(X, dims, probe._layout_recipe(dims, bool(overlapping))["samples"])
         probe._check_prior_fits(X, dims, settings)
+        prior_positions = probe._prior_positions(positions, len(X), dims, settings)
         probe.clean_settings_ = settings
         probe.center_, probe.scale_ = channel_center_scale(X)
-        return probe._model_free_prior(probe._normalise(X))
+        return probe._model_free_prior(probe._normalise(X), prior_positions)
 
     def _cleaning_settings(self, chosen: dict) -> dict:
         """The ``clean_*`` settings :func:`~rddpm_signals.cleaning.check_cleaning_settings` checks, by its names,
@@ -640,8 +664,10 @@ class RobustDiffusion(BaseDetector):
         X, dims = self._check_fit_X(X)
         self._check_structure_fits(X, dims)
         recipe = self._layout_recipe(dims, overlapping)
+        cleaning = self._chosen_cleaning(X, dims, recipe["samples"])
+        prior_positions = self._prior_positions(positions, len(X), dims, cleaning) if self.self_clean else None
         positions = self._used_positions(positions, len(X), dims, recipe)
-        cleaning = {**self._chosen_cleaning(X, dims, recipe["samples"]), "across_windows": positions is not None}
+        cleaning = {**cleaning, "across_windows": positions is not None}
         self._check_prior_fits(X, dims, cleaning)
         self.loss_ = str(recipe["loss"] if is_auto(self.loss) else self.loss)
         schedule = self._schedule()
@@ -653,7 +679,7 @@ class RobustDiffusion(BaseDetector):
 
         if self.self_clean:
             self.clean_settings_ = cleaning
-        prior = self._model_free_prior(data)
+        prior = self._model_free_prior(data, prior_positions)
         rounds: list[list[float]] = []
         stages = 1 + (self.clean_refits if self.self_clean else 0)
         for stage in range(stages):
@@ -677,18 +703,33 @@ class RobustDiffusion(BaseDetector):
         self.dims_ = dims  # last: a fit that failed before here leaves the detector unfitted
         return self
 
-    def _model_free_prior(self, data: torch.Tensor) -> np.ndarray | None:
+    def _prior_positions(self, positions: object, n_samples: int, dims: int, settings: dict) -> np.ndarray | None:
+        """``positions`` checked, when the discord prior profiles the records (``clean_prior_reference="record"``),
+        else ``None`` (unused)."""
+        if settings.get("prior") != "discord" or self.clean_prior_reference != "record":
+            return None
+        if dims != 1 or positions is None:
+            raise ValueError(
+                "clean_prior_reference='record' needs 1D windows and fit(X, positions=...) — each window's record and "
+                "first point (an adapter Layout's record and offset[:, 0]); or pass clean_prior_reference='halves'"
+            )
+        return check_window_positions(positions, n_samples)
+
+    def _model_free_prior(self, data: torch.Tensor, positions: np.ndarray | None = None) -> np.ndarray | None:
         """``clean_prior``'s points ``(N, L)`` to hold out from the first step, from the normalised training samples
-        ``data`` ``(N, C, L)``; ``None`` without one (or without self-cleaning)."""
+        ``data`` ``(N, C, L)`` (with ``clean_prior_reference="record"``, their windows' ``positions`` ``(N, 2)``);
+        ``None`` without one (or without self-cleaning)."""
         if not self.self_clean or self.clean_settings_["prior"] == "none":
             return None
-        Z, m = data.numpy(), self.clean_settings_["prior_m"]
+        Z, m, k = data.numpy(), self.clean_settings_["prior_m"], int(self.clean_prior_k)
         shard = Shard.current()
-        if shard is None:
-            maps = discord_maps(Z, DISCORD_REFERENCE, m)
+        if positions is not None:  # one self-join of the records (every process computes it whole)
+            maps = record_discord_maps(Z, positions, m, k)
+        elif shard is None:
+            maps = discord_maps(Z, DISCORD_REFERENCE, m, k=k)
         else:  # under torchrun each process profiles its share of the samples (the same maps, bitwise)
             shard = shard.of(len(Z))
-            part = torch.from_numpy(discord_maps(Z, DISCORD_REFERENCE, m, rows=shard.rows))
+            part = torch.from_numpy(discord_maps(Z, DISCORD_REFERENCE, m, rows=shard.rows, k=k))
             maps = shard.gather(part).numpy()
         return flag_discord_maps(maps, self.clean_fdr, self.clean_settings_["dilate"], self.map_smoothing)
 

@@ -43,7 +43,9 @@ class _Subsequences:
 
     def __init__(self, series: np.ndarray, m: int, normalize: bool, drop_nan: bool):
         rows = _subsequences(np.asarray(series, dtype=np.float64), m)
-        self.rows = rows[np.isfinite(rows).all(axis=1)] if drop_nan else rows
+        # each kept row's first point on the series: distinct neighbours and trivial matches are judged by it
+        self.index = np.flatnonzero(np.isfinite(rows).all(axis=1)) if drop_nan else np.arange(len(rows))
+        self.rows = rows[self.index] if drop_nan else rows
         if normalize:
             self.mean, self.sd = self.rows.mean(axis=1), self.rows.std(axis=1)
             self.flat = self.sd < _STD_FLOOR
@@ -51,16 +53,25 @@ class _Subsequences:
             self.sq = (self.rows**2).sum(axis=1)
 
 
-def nearest_distances(query: np.ndarray, reference: np.ndarray | None, m: int, normalize: bool) -> np.ndarray:
+def nearest_distances(
+    query: np.ndarray, reference: np.ndarray | None, m: int, normalize: bool, k: int = 1
+) -> np.ndarray:
     """For each length-``m`` subsequence of ``query`` ``(L,)``, the distance to its nearest neighbour among the
     subsequences of ``reference`` ``(R,)`` (those holding a NaN are skipped) → ``(L - m + 1,)``. ``reference=None``
-    is the self-join: neighbours within ``m / 4`` of the subsequence itself (trivial matches) are excluded."""
+    is the self-join of ``query``: neighbours within ``m / 4`` of the subsequence itself (trivial matches) are
+    excluded, and query subsequences holding a NaN get NaN.
+
+    ``k`` > 1: the distance to the ``k``-th nearest *distinct* neighbour instead — after each neighbour is taken,
+    the reference subsequences starting within ``m`` points of it are passed over — so a pattern that recurs fewer
+    than ``k`` times elsewhere still stands out (a "twin" discord hides from the nearest neighbour alone)."""
     q = _Subsequences(query, m, normalize, drop_nan=False)
-    r = q if reference is None else _Subsequences(reference, m, normalize, drop_nan=True)
-    return _nearest(q, r, m, normalize, self_join=reference is None)
+    r = _Subsequences(query if reference is None else reference, m, normalize, drop_nan=True)
+    return _nearest(q, r, m, normalize, self_join=reference is None, k=k)
 
 
-def _nearest(q: _Subsequences, r: _Subsequences, m: int, normalize: bool, self_join: bool) -> np.ndarray:
+def _nearest(q: _Subsequences, r: _Subsequences, m: int, normalize: bool, self_join: bool, k: int = 1) -> np.ndarray:
+    if int(k) < 1:
+        raise ValueError(f"k must be an integer >= 1 (the k-th nearest distinct neighbour), got {k!r}")
     best = np.full(len(q.rows), np.inf)
     step = max(1, _CHUNK // max(len(r.rows), 1))
     zone = int(np.ceil(m / 4))
@@ -78,10 +89,18 @@ def _nearest(q: _Subsequences, r: _Subsequences, m: int, normalize: bool, self_j
             dot *= 2.0
             d2 -= dot
         if self_join:
-            rows = np.arange(lo, hi)[:, None]
-            d2[np.abs(rows - np.arange(len(r.rows))[None, :]) <= zone] = np.inf
-        best[lo:hi] = d2.min(axis=1)
+            d2[np.abs(q.index[lo:hi, None] - r.index[None, :]) <= zone] = np.inf
+        best[lo:hi] = d2.min(axis=1) if k == 1 else _kth_distinct(d2, r.index, int(k), m)
     return np.sqrt(np.maximum(best, 0.0))
+
+
+def _kth_distinct(d2: np.ndarray, starts: np.ndarray, k: int, m: int) -> np.ndarray:
+    """Per row of the squared distances ``d2`` ``(q, R)`` (changed in place) to reference subsequences starting at
+    ``starts`` ``(R,)``: the ``k``-th smallest, each earlier pick's neighbours within ``m`` points passed over."""
+    for _ in range(k - 1):
+        pick = starts[np.argmin(np.where(np.isnan(d2), np.inf, d2), axis=1)]
+        d2[np.abs(starts[None, :] - pick[:, None]) < m] = np.inf
+    return d2.min(axis=1)  # a query row holding a NaN stays NaN
 
 
 SPREADS = ("max", "mean", "min")
@@ -120,10 +139,12 @@ def reference_of(Z: np.ndarray, max_reference: int, random_state: int | None) ->
     return np.concatenate([kept, gaps], axis=2).transpose(1, 0, 2).reshape(channels, -1)[:, :-1]
 
 
-def channel_profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str) -> np.ndarray:
+def channel_profile_maps(
+    Z: np.ndarray, reference: np.ndarray, m: int, normalize: bool, spread: str, k: int = 1
+) -> np.ndarray:
     """The AB-join map of each sample and channel of ``Z`` ``(N, C, L)`` against ``reference`` ``(C, R)``: the
-    nearest-neighbour distance of each subsequence, spread to points (:func:`spread_to_points`) → ``(N, C, L)``
-    float64."""
+    nearest-neighbour distance (``k`` > 1: the ``k``-th nearest distinct one, :func:`nearest_distances`) of each
+    subsequence, spread to points (:func:`spread_to_points`) → ``(N, C, L)`` float64."""
     Z = np.asarray(Z, dtype=np.float64)
     if Z.shape[2] < m:
         raise ValueError(f"samples of {Z.shape[2]} points are too short for subsequences of m={m}: pass longer samples")
@@ -132,7 +153,7 @@ def channel_profile_maps(Z: np.ndarray, reference: np.ndarray, m: int, normalize
         ref = _Subsequences(reference[c], m, normalize, drop_nan=True)  # once per channel, not per sample
         for i in range(Z.shape[0]):
             query = _Subsequences(Z[i, c], m, normalize, drop_nan=False)
-            maps[i, c] = points_of(_nearest(query, ref, m, normalize, self_join=False), m, spread)
+            maps[i, c] = points_of(_nearest(query, ref, m, normalize, self_join=False, k=k), m, spread)
     return maps
 
 

@@ -41,6 +41,7 @@ prior_cost = _load("prior_cost")
 round_maps = _load("round_maps")
 window_edges = _load("window_edges")
 prior_evidence = _load("prior_evidence")
+event_neighbours = _load("event_neighbours")
 
 
 def test_interval_metrics_hand_made():
@@ -873,3 +874,29 @@ def test_prior_evidence_reports_what_the_cells_own_prior_flags(tmp_path, capsys)
         assert prior_evidence.main([*argv, "--method", method, "--out", str(tmp_path / method)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and reason in err and "\n" not in err
+
+
+def test_prior_evidence_passes_a_long_records_positions_to_the_record_prior(tmp_path, capsys):
+    argv = ["--datasets", "long_record", "--preset", "smoke", "--contamination", "0.3", "--seeds", "0"]
+    method = "rddpm:clean_prior_reference=record,clean_prior_k=2"
+    assert prior_evidence.main([*argv, "--method", method, "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "long_record_smoke.json").read_text())[0]
+    assert row["defect_recall"] > row["points_flagged"]
+
+
+def test_event_neighbours_reports_each_event_against_both_references(tmp_path, capsys):
+    from rddpm_signals.harness.cells import Cell, load_cell_data
+
+    argv = ["--datasets", "long_record", "--preset", "smoke", "--contamination", "0,0.3", "--seeds", "0"]
+    assert event_neighbours.main([*argv, "--k-max", "2", "--events", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "long_record_smoke.md").read_text()
+    assert text.strip() in capsys.readouterr().out
+    events = load_cell_data(Cell("long_record", "rddpm", 0.3, 0, "smoke").resolved()).meta["train_events"]
+    rows = [line for line in text.splitlines() if line.startswith("| long_record 0.3 s0 |")]
+    assert len(rows) == 1 + len(events)  # the cell's row (0 % has no events: no row), then one per event
+    assert [r.split("|")[2].strip() for r in rows[1:]] == [kind for kind, _, _ in events]
+    result = event_neighbours.cell_neighbours(load_cell_data(Cell("long_record", "rddpm", 0.3, 0, "smoke").resolved()))
+    assert all(e["k=1"] > 0 and e["halves"] > 0 for e in result["events"])
+    assert event_neighbours.main(["--datasets", "forging", "--preset", "smoke", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "not one record cut into windows" in err and "\n" not in err

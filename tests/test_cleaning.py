@@ -19,6 +19,7 @@ from rddpm_signals.cleaning import (
     flag_points,
     flag_points_test,
     flag_samples,
+    record_discord_maps,
     record_point_index,
     resolve_auto,
     spread_across_windows,
@@ -367,6 +368,85 @@ def test_discord_prior_splits_by_order_so_overlapping_windows_do_not_hide_a_defe
     interleaved = np.r_[0 : len(windows) : 2, 1 : len(windows) : 2]
     mixed = flag_discords(windows[interleaved], fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
     assert mixed[truth[interleaved]].mean() < 0.1
+
+
+def _windows_of(records, length, hop):
+    """Windows ``(N, 1, length)`` cut with ``hop`` from each of ``records`` and their positions ``(N, 2)``."""
+    cut = [(r, s) for r, rec in enumerate(records) for s in range(0, len(rec) - length + 1, hop)]
+    windows = np.stack([records[r][s : s + length] for r, s in cut])[:, None, :]
+    return windows, np.array(cut)
+
+
+def test_record_prior_finds_a_defect_where_the_halves_overlap_which_the_halves_see_as_their_own_neighbour():
+    """Windows cut with overlap from one record: the halves' reference (the other half of the windows) shares the
+    record points around the split, so a defect there finds itself; the record self-join does not (trivial matches
+    are excluded by record position)."""
+    rng = np.random.default_rng(8)
+    record = _pulse_record(48 * 8 + 64, rng)
+    windows, positions = _windows_of([record], 64, 8)
+    half = len(windows) // 2
+    lo, hi = positions[half, 1], positions[half - 1, 1] + 64  # the record points both halves' windows hold
+    record[lo + 10 : lo + 22] = 1.5
+    assert lo + 22 < hi
+    windows, _ = _windows_of([record], 64, 8)
+    index, _ = record_point_index(positions, 64)
+    truth = (index >= lo + 10) & (index < lo + 22)
+    halves = flag_discords(windows, fdr=0.01, dilate=0, sigma=2.0, max_reference=20000)
+    maps = record_discord_maps(windows, positions, m=16)
+    on_record = flag_discord_maps(maps, fdr=0.01, dilate=0, sigma=2.0)
+    assert halves[truth].mean() < 0.2 and on_record[truth].mean() > 0.8
+    assert on_record[~truth.any(axis=1)].mean() < 0.01
+    # one value per record point, whichever window holds it
+    values = np.full(index.max() + 1, np.nan)
+    values[index] = maps[:, 0]
+    np.testing.assert_array_equal(values[index], maps[:, 0])
+
+
+def test_record_prior_keeps_records_apart_and_refuses_records_too_long_to_profile():
+    rng = np.random.default_rng(11)
+    records = [_pulse_record(256, rng), _pulse_record(192, rng)]
+    windows, positions = _windows_of(records, 64, 16)
+    maps = record_discord_maps(windows, positions, m=16)
+    assert maps.shape == windows.shape and np.isfinite(maps).all()
+    # the second record's windows read the same as when its first point is moved further along: positions are
+    # record-relative, and no subsequence spans the two records
+    shifted = positions.copy()
+    shifted[positions[:, 0] == 1, 0] = 7
+    np.testing.assert_array_equal(record_discord_maps(windows, shifted, m=16), maps)
+    import rddpm_signals.cleaning as cleaning_module
+
+    limit = cleaning_module.RECORD_PRIOR_MAX_POINTS
+    try:
+        cleaning_module.RECORD_PRIOR_MAX_POINTS = 100
+        with pytest.raises(ValueError, match="clean_prior_reference='halves'"):
+            record_discord_maps(windows, positions, m=16)
+    finally:
+        cleaning_module.RECORD_PRIOR_MAX_POINTS = limit
+
+
+def test_detector_record_prior_needs_positions_and_is_what_the_fit_holds_out_at_step_0():
+    rng = np.random.default_rng(12)
+    record = _pulse_record(32 * 8 + 64, rng)
+    record[100:110] = 1.5
+    windows, positions = _windows_of([record], 64, 8)
+    X = windows.astype(np.float32)
+    params = {**TINY_1D, "train_steps": 10, "clean_start": 0.2, "clean_rounds": 2, "clean_rule": "test"}
+    det = RobustDiffusion(**params, clean_dilate=2, clean_prior_reference="record", clean_prior_k=2)
+    # not told the windows overlap: the step-0 round holds out the prior's points alone (no whole-window drops)
+    flags = det.prior_flags(X, positions=positions)
+    index, _ = record_point_index(positions, 64)
+    assert flags[(index >= 100) & (index < 110)].mean() > 0.8
+    det.fit(X, positions=positions)
+    assert det.clean_history_[0, 2] == flags.mean() and det.clean_mask_[flags].all()
+    halves = RobustDiffusion(**params, clean_dilate=2).prior_flags(X, positions=positions)
+    assert not np.array_equal(halves, flags)
+    with pytest.raises(ValueError, match="needs 1D windows and fit\\(X, positions=...\\)"):
+        RobustDiffusion(**params, clean_prior_reference="record").fit(X)
+    with pytest.raises(ValueError, match="unknown clean_prior_reference"):
+        RobustDiffusion(**params, clean_prior_reference="rest").fit(X)
+    for bad in (0, 1.5, "two"):
+        with pytest.raises(ValueError, match="clean_prior_k must be an integer >= 1"):
+            RobustDiffusion(**params, clean_prior_k=bad).fit(X)
 
 
 def test_discord_prior_tests_each_channel_so_a_one_channel_defect_is_not_diluted():

@@ -92,3 +92,51 @@ def test_iforest_ranks_an_off_class_image_above_in_class_ones():
     assert scores[-1] > scores[:-1].max()
     maps = det.anomaly_map(test.astype(np.float32))
     assert maps.shape == (6, 16, 16) and np.all(maps == scores[:, None, None])  # no localisation
+
+
+def _kth_distinct_brute(query, reference, m, k, self_join):
+    """The k-th nearest distinct neighbour by brute force: raw distances, NaN-holding reference subsequences skipped,
+    each pick's neighbours starting within m points passed over (and, in a self-join, those within m / 4 of the
+    query)."""
+    q = np.lib.stride_tricks.sliding_window_view(query, m)
+    r = np.lib.stride_tricks.sliding_window_view(reference, m)
+    out = []
+    for i, row in enumerate(q):
+        d = np.sqrt(((r - row) ** 2).sum(axis=1))
+        d[~np.isfinite(d)] = np.inf
+        if self_join:
+            d[np.abs(np.arange(len(r)) - i) <= int(np.ceil(m / 4))] = np.inf
+        for _ in range(k - 1):
+            d[np.abs(np.arange(len(r)) - int(np.argmin(d))) < m] = np.inf
+        out.append(d.min())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_kth_nearest_distinct_neighbour_matches_brute_force(k):
+    rng = np.random.default_rng(3)
+    query, reference = rng.normal(size=90), rng.normal(size=200)
+    reference[120] = np.nan
+    m = 8
+    np.testing.assert_allclose(
+        nearest_distances(query, reference, m, False, k=k), _kth_distinct_brute(query, reference, m, k, False)
+    )
+    np.testing.assert_allclose(
+        nearest_distances(query, None, m, False, k=k), _kth_distinct_brute(query, query, m, k, True)
+    )
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        nearest_distances(query, reference, m, False, k=0)
+
+
+def test_a_twin_discord_hides_from_the_nearest_neighbour_and_not_from_the_second():
+    """A bump planted twice in a record: each copy is the other's nearest neighbour (k = 1 sees nothing unusual);
+    the second nearest distinct neighbour is a normal stretch, far away."""
+    t = np.arange(600)
+    record = np.sin(2 * np.pi * t / 20) + 0.01 * np.random.default_rng(4).normal(size=600)
+    bump = 1.5 * np.exp(-0.5 * ((np.arange(16) - 8) / 3.0) ** 2)
+    for start in (150, 410):  # 13 periods apart: the same shape on the same phase
+        record[start : start + 16] += bump
+    first, second = (nearest_distances(record, None, 16, False, k=k) for k in (1, 2))
+    normal = np.r_[0:120, 200:380, 460:585]
+    assert first[150] < 3 * np.median(first[normal])
+    assert second[150] > 10 * np.median(second[normal]) and second[410] > 10 * np.median(second[normal])

@@ -240,6 +240,27 @@ def test_per_defect_benchmark_reports_every_kind(tmp_path):
     assert "| 0% |" in table
 
 
+def test_per_defect_benchmark_scores_a_long_record_per_event_kind(tmp_path):
+    from rddpm_signals.datasets.long_record import point_maps
+
+    module = _load_benchmark("per_defect")
+    args = ["--dataset", "long_record", "--preset", "smoke", "--contamination", "0", "--out", str(tmp_path)]
+    assert module.main(args) == 0
+    table = (tmp_path / "long_record_rddpm.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| contamination"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    data = cells_module.load_cell_data(Cell("long_record", "rddpm", 0.0, 0, "smoke").resolved())
+    assert columns == ["all", *sorted({kind for kind, _, _ in data.meta["test_events"]})]
+    # a kind's AUROC pools its events' points with the record's normal points: a map that is 1 on one kind's events
+    # and 0 elsewhere scores 1 for that kind, 0.5 for the others
+    maps, mask = point_maps(data, np.zeros(data.test_x.shape[:1] + data.test_x.shape[2:]))
+    kind = columns[1]
+    for k, a, b in data.meta["test_events"]:
+        maps[0, a:b] = float(k == kind)
+    scores = module.per_kind_auroc_on_record(maps, mask, data.meta["test_events"])
+    assert scores[kind] == 1.0 and all(scores[k] == 0.5 for k in columns[2:])
+
+
 def test_cleaning_benchmark_reports_each_rule_and_restores_the_library_rule(tmp_path):
     from rddpm_signals import cleaning
 

@@ -48,6 +48,8 @@ _ADDED_PARAMS = {
     "clean_across_windows": False,
     "clean_prior": "none",
     "clean_prior_m": None,
+    "clean_prior_reference": "halves",
+    "clean_prior_k": 1,
     "map_t0s": None,
     "map_structure": "none",
     "score_mode": "quantile",
