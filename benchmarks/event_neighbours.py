@@ -16,7 +16,9 @@ long record, the training record is stitched back from its windows and, per trai
 Each distance is compared with the 99 % quantile of the same distance for up to 400 normal subsequences (seeded; no
 defect within ``m`` points); an event below it is *twinned*. A row per cell gives the share of events twinned (and of
 their points) for each reference, and the events lying where both halves' windows hold the record (``at split``: the
-halves' reference then holds the event itself). ``--events`` adds a row per event. Writes ``OUT/<sets>_<preset>.md``.
+halves' reference then holds the event itself). ``--events`` adds a row per event; with ``--rounds DIR`` (a
+``benchmarks/round_maps.py`` output of the same cells, ``--method``'s fit) it also gives the share of the event's
+window points that fit's last cleaning round held out. Writes ``OUT/<sets>_<preset>.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
-from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
+from rddpm_signals.cleaning import record_point_index  # noqa: E402
+from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key  # noqa: E402
 from rddpm_signals.harness.run import _floats, _ints  # noqa: E402  (benchmarks/run.py's list arguments)
 from rddpm_signals.subsequences import nearest_distances  # noqa: E402
 
@@ -88,6 +91,18 @@ def cell_neighbours(data, m: int = 64, k_max: int = 4, seed: int = 0) -> dict:
     return {"events": events, "cut_halves": float(cut_halves), "cut_k": [float(c) for c in cut_k]}
 
 
+def held_by_fit(data, resolved: dict, rounds: str | Path) -> list[float]:
+    """Per training event of ``data``, the share of its window points that the last cleaning round of the cell's
+    ``round_maps.py`` run (``rounds/<key>.npz``) held out."""
+    saved = Path(rounds) / f"{resolved_key(resolved)}.npz"
+    if not saved.exists():
+        raise ValueError(f"{saved} not found: run benchmarks/round_maps.py on this cell with --out {rounds}")
+    with np.load(saved) as f:
+        mask = f["masks"][-1]
+    index, _ = record_point_index(data.meta["train_layout"].positions, mask.shape[1])
+    return [float(mask[(index >= a) & (index < b)].mean()) for _, a, b in data.meta["train_events"]]
+
+
 def _cell_row(name: str, result: dict) -> list[str]:
     events = result["events"]
     lengths = np.array([e["length"] for e in events], dtype=float)
@@ -109,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k-max", type=int, default=4, help="the largest k of the k-th distinct neighbour")
     p.add_argument("--data", default="", help="data options over the preset's, e.g. train_length=8192")
     p.add_argument("--events", action="store_true", help="also a row per training event")
+    p.add_argument("--method", default="rddpm", help="the fit whose --rounds to read (a harness spelling)")
+    p.add_argument("--rounds", default=None, help="round_maps.py's --out for these cells: add the fit's held share")
     p.add_argument("--out", default="results/event_neighbours")
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.datasets.split(",") if s.strip()]
@@ -122,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 if c == 0:
                     continue  # no events
                 for seed in args.seeds:
-                    data = load_cell_data(resolved_on_data(Cell(dataset, "rddpm", c, seed, args.preset), options))
+                    resolved = resolved_on_data(Cell(dataset, args.method, c, seed, args.preset), options)
+                    data = load_cell_data(resolved)
                     result = cell_neighbours(data, args.m, args.k_max)
+                    held = held_by_fit(data, resolved, args.rounds) if args.rounds else [None] * len(result["events"])
                     name = f"{dataset} {c:g} s{seed}"
                     rows.append(_cell_row(name, result))
                     print(" | ".join(rows[-1]), flush=True)
@@ -131,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                         [name, e["kind"], str(e["start"]), str(e["length"])]
                         + [f"{e[key]:.2f}" for key in e if key == "halves" or key.startswith("k=")]
                         + [str(e["at_split"])]
-                        for e in result["events"]
+                        + ([f"{h:.2f}"] if args.rounds else [])
+                        for e, h in zip(result["events"], held, strict=True)
                     ]
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -147,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.events:
         header = ["cell", "kind", "start", "length", *(f"{r} / q99" for r in refs), "at split"]
+        header += ["held out by the fit"] if args.rounds else []
         lines += ["", markdown_table(header, event_rows)]
     text = "\n".join(lines) + "\n"
     print("\n" + text)

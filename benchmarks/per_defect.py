@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/per_defect")
     args = p.parse_args(argv)
     parse_method(args.method)
+    torch.set_num_threads(1)  # as the harness's workers and generalise.py: the same fit, to the bit
 
     rows = []
     for c in (float(v) for v in args.contamination.split(",")):

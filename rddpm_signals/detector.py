@@ -248,12 +248,16 @@ class RobustDiffusion(BaseDetector):
         subset beyond); ``"record"`` (1D windows only, ``fit(X, positions=...)``) the records the windows were cut
         from, as one self-join (:func:`rddpm_signals.cleaning.record_discord_maps`; up to 200 000 record points):
         every stretch of the record is a candidate neighbour, and none is the subsequence itself seen through an
-        overlapping window. Not the default: screened on the long records only (docs/RESULTS.md §37).
+        overlapping window. Before training it found more of the long records' defect points at 30 % (0.968 vs
+        0.926) and flagged fewer clean machine-cycle points (0.021 vs 0.102), but on fresh seeds the fits moved by
+        −0.005 to +0.003 pixel AUROC, and clean ``val_long_record`` lost 0.004: not the default
+        (docs/RESULTS.md §37c, §37e).
     clean_prior_k: the discord prior's distance is to the ``k``-th nearest *distinct* neighbour (each neighbour's
         own ±``m`` stretch passed over before the next): 1 (the default) is the nearest. A defect that recurs a few
         times ("twins") is its own nearest neighbour elsewhere and hides from ``k = 1``; larger ``k`` also raises
-        rare normal shapes. On overlapping windows "distinct" holds only with ``clean_prior_reference="record"``
-        (each record stretch sits in several windows of the halves' reference).
+        rare normal shapes (k = 2 and 4 with the record reference, offline: more defect points found, and more clean
+        points flagged on one long record each, §37c). On overlapping windows "distinct" holds only with
+        ``clean_prior_reference="record"`` (each record stretch sits in several windows of the halves' reference).
     n_reconstructions: reconstructions averaged into each map. Each reconstruction is a random draw, and its
         noise is noise in the map; the mean of 4 raised pixel AUROC and AUPRC on every set measured whose map ranks
         above chance (docs/RESULTS.md §14) at 4× the scoring time of 1 (training is unchanged).
@@ -464,6 +468,11 @@ class RobustDiffusion(BaseDetector):
         if self.clean_prior_reference not in PRIOR_REFERENCES:
             raise ValueError(
                 f"unknown clean_prior_reference {self.clean_prior_reference!r}: use one of {PRIOR_REFERENCES}"
+            )
+        if self.clean_prior == "none" and (self.clean_prior_reference != "halves" or self.clean_prior_k != 1):
+            raise ValueError(
+                "clean_prior_reference and clean_prior_k shape clean_prior='discord': set that prior (or 'auto'), or "
+                "leave them at 'halves' and 1"
             )
         if not is_count(self.clean_prior_k, 1):
             raise ValueError(f"clean_prior_k must be an integer >= 1 (a neighbour's rank), got {self.clean_prior_k!r}")

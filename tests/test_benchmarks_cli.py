@@ -885,7 +885,8 @@ def test_prior_evidence_passes_a_long_records_positions_to_the_record_prior(tmp_
 
 
 def test_event_neighbours_reports_each_event_against_both_references(tmp_path, capsys):
-    from rddpm_signals.harness.cells import Cell, load_cell_data
+    from rddpm_signals.cleaning import record_point_index
+    from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key
 
     argv = ["--datasets", "long_record", "--preset", "smoke", "--contamination", "0,0.3", "--seeds", "0"]
     assert event_neighbours.main([*argv, "--k-max", "2", "--events", "--out", str(tmp_path)]) == 0
@@ -895,8 +896,21 @@ def test_event_neighbours_reports_each_event_against_both_references(tmp_path, c
     rows = [line for line in text.splitlines() if line.startswith("| long_record 0.3 s0 |")]
     assert len(rows) == 1 + len(events)  # the cell's row (0 % has no events: no row), then one per event
     assert [r.split("|")[2].strip() for r in rows[1:]] == [kind for kind, _, _ in events]
-    result = event_neighbours.cell_neighbours(load_cell_data(Cell("long_record", "rddpm", 0.3, 0, "smoke").resolved()))
+    resolved = Cell("long_record", "rddpm", 0.3, 0, "smoke").resolved()
+    data = load_cell_data(resolved)
+    result = event_neighbours.cell_neighbours(data)
     assert all(e["k=1"] > 0 and e["halves"] > 0 for e in result["events"])
+    # --rounds: a fit's last round holding out the first event's points and nothing else
+    index, _ = record_point_index(data.meta["train_layout"].positions, data.train_x.shape[-1])
+    _, a, b = events[0]
+    masks = np.zeros((2, *index.shape), dtype=bool)
+    masks[-1] = (index >= a) & (index < b)
+    np.savez(tmp_path / f"{resolved_key(resolved)}.npz", masks=masks)
+    held = event_neighbours.held_by_fit(data, resolved, tmp_path)
+    assert held[0] == 1.0 and held[1:] == [0.0] * (len(events) - 1)
+    argv_rounds = [*argv, "--k-max", "1", "--events", "--rounds", str(tmp_path), "--out", str(tmp_path / "r")]
+    assert event_neighbours.main(argv_rounds) == 0
+    assert "| held out by the fit |" in (tmp_path / "r" / "long_record_smoke.md").read_text()
     assert event_neighbours.main(["--datasets", "forging", "--preset", "smoke", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "not one record cut into windows" in err and "\n" not in err

@@ -447,6 +447,8 @@ def test_detector_record_prior_needs_positions_and_is_what_the_fit_holds_out_at_
     for bad in (0, 1.5, "two"):
         with pytest.raises(ValueError, match="clean_prior_k must be an integer >= 1"):
             RobustDiffusion(**params, clean_prior_k=bad).fit(X)
+    with pytest.raises(ValueError, match="shape clean_prior='discord'"):
+        RobustDiffusion(**params, clean_prior="none", clean_prior_k=2).fit(X)
 
 
 def test_discord_prior_tests_each_channel_so_a_one_channel_defect_is_not_diluted():
