@@ -32,12 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
+from generalise_table import add_grid_arguments, parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.cleaning import record_point_index  # noqa: E402
 from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key  # noqa: E402
-from rddpm_signals.harness.run import _floats, _ints  # noqa: E402  (benchmarks/run.py's list arguments)
 from rddpm_signals.subsequences import nearest_distances  # noqa: E402
 
 __all__ = ["cell_neighbours", "main"]
@@ -116,13 +115,9 @@ def _cell_row(name: str, result: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", required=True, help="comma-separated long records: long_record, val_long_record")
-    p.add_argument("--preset", default="develop")
-    p.add_argument("--contamination", type=_floats, default="0.3", help="comma-separated contamination levels")
-    p.add_argument("--seeds", type=_ints, default="0", help="comma-separated data seeds")
+    add_grid_arguments(p, "comma-separated long records: long_record, val_long_record", contamination="0.3")
     p.add_argument("--m", type=int, default=64, help="subsequence length (the default prior's: 64)")
     p.add_argument("--k-max", type=int, default=4, help="the largest k of the k-th distinct neighbour")
-    p.add_argument("--data", default="", help="data options over the preset's, e.g. train_length=8192")
     p.add_argument("--events", action="store_true", help="also a row per training event")
     p.add_argument("--method", default="rddpm", help="the fit whose --rounds to read (a harness spelling)")
     p.add_argument("--rounds", default=None, help="round_maps.py's --out for these cells: add the fit's held share")

@@ -65,6 +65,19 @@ def parse_data_options(text: str) -> dict:
     return out
 
 
+def add_grid_arguments(p: argparse.ArgumentParser, datasets_help: str, contamination: str) -> None:
+    """The grid of harness cells an offline benchmark walks: ``--datasets`` (comma-separated), ``--preset``,
+    ``--contamination`` and ``--seeds`` (comma-separated, parsed as ``benchmarks/run.py`` parses them) and ``--data``
+    (options over the preset's)."""
+    from rddpm_signals.harness.run import _floats, _ints
+
+    p.add_argument("--datasets", required=True, help=datasets_help)
+    p.add_argument("--preset", default="develop")
+    p.add_argument("--contamination", type=_floats, default=contamination, help="comma-separated contamination levels")
+    p.add_argument("--seeds", type=_ints, default="0", help="comma-separated data seeds")
+    p.add_argument("--data", default="", help="data options over the preset's, e.g. length=64")
+
+
 def resolved_on_data(cell: Cell, data_options: dict | None) -> dict:
     """``cell.resolved()`` with ``data_options`` over the preset's (another sample length, say): part of the
     configuration, so :func:`~rddpm_signals.harness.cells.resolved_key` gives another key for them."""

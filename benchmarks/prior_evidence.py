@@ -30,11 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
+from generalise_table import add_grid_arguments, parse_data_options, resolved_on_data  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
-from rddpm_signals.harness.run import _floats, _ints  # noqa: E402  (benchmarks/run.py's list arguments)
 
 __all__ = ["evidence_row", "main"]
 
@@ -94,12 +93,8 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", required=True, help="comma-separated 1D sets, e.g. dev_signals,forging")
-    p.add_argument("--preset", default="develop")
-    p.add_argument("--contamination", type=_floats, default="0,0.2", help="comma-separated contamination levels")
-    p.add_argument("--seeds", type=_ints, default="0", help="comma-separated data seeds")
+    add_grid_arguments(p, "comma-separated 1D sets, e.g. dev_signals,forging", contamination="0,0.2")
     p.add_argument("--method", default="rddpm", help="the harness spelling of the detector (default: rddpm)")
-    p.add_argument("--data", default="", help="data options over the preset's, e.g. length=64")
     p.add_argument("--out", default="results/prior_evidence")
     args = p.parse_args(argv)
     try:

@@ -227,15 +227,20 @@ def _load_benchmark(name: str):
     return module
 
 
+def _per_defect_columns(dataset: str, out) -> tuple[list[str], str]:
+    """``benchmarks/per_defect.py`` on ``dataset``'s smoke cell at 0 %: its table's columns after "contamination",
+    and the table."""
+    args = ["--dataset", dataset, "--preset", "smoke", "--contamination", "0", "--out", str(out)]
+    assert _load_benchmark("per_defect").main(args) == 0
+    table = (out / f"{dataset}_rddpm.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| contamination"))
+    return [c.strip() for c in header.strip("|").split("|")][1:], table
+
+
 def test_per_defect_benchmark_reports_every_kind(tmp_path):
     from rddpm_signals.datasets.rolling import DEFECTS as ROLLING_DEFECTS
 
-    module = _load_benchmark("per_defect")
-    args = ["--dataset", "rolling", "--preset", "smoke", "--contamination", "0", "--out", str(tmp_path)]
-    assert module.main(args) == 0
-    table = (tmp_path / "rolling_rddpm.md").read_text()
-    header = next(line for line in table.splitlines() if line.startswith("| contamination"))
-    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    columns, table = _per_defect_columns("rolling", tmp_path)
     assert columns[0] == "all" and len(columns) > 1 and set(columns[1:]) <= set(ROLLING_DEFECTS)
     assert "| 0% |" in table
 
@@ -243,12 +248,7 @@ def test_per_defect_benchmark_reports_every_kind(tmp_path):
 def test_per_defect_benchmark_scores_a_long_record_per_event_kind(tmp_path):
     from rddpm_signals.datasets.long_record import point_maps
 
-    module = _load_benchmark("per_defect")
-    args = ["--dataset", "long_record", "--preset", "smoke", "--contamination", "0", "--out", str(tmp_path)]
-    assert module.main(args) == 0
-    table = (tmp_path / "long_record_rddpm.md").read_text()
-    header = next(line for line in table.splitlines() if line.startswith("| contamination"))
-    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    columns, _ = _per_defect_columns("long_record", tmp_path)
     data = cells_module.load_cell_data(Cell("long_record", "rddpm", 0.0, 0, "smoke").resolved())
     assert columns == ["all", *sorted({kind for kind, _, _ in data.meta["test_events"]})]
     # a kind's AUROC pools its events' points with the record's normal points: a map that is 1 on one kind's events
@@ -257,7 +257,7 @@ def test_per_defect_benchmark_scores_a_long_record_per_event_kind(tmp_path):
     kind = columns[1]
     for k, a, b in data.meta["test_events"]:
         maps[0, a:b] = float(k == kind)
-    scores = module.per_kind_auroc_on_record(maps, mask, data.meta["test_events"])
+    scores = _load_benchmark("per_defect").per_kind_auroc_on_record(maps, mask, data.meta["test_events"])
     assert scores[kind] == 1.0 and all(scores[k] == 0.5 for k in columns[2:])
 
 
