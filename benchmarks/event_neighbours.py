@@ -33,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import add_grid_arguments, parse_data_options, resolved_on_data  # noqa: E402
+from round_maps import saved_rounds  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text, markdown_table  # noqa: E402
 from rddpm_signals.cleaning import record_point_index  # noqa: E402
-from rddpm_signals.harness.cells import Cell, load_cell_data, resolved_key  # noqa: E402
+from rddpm_signals.harness.cells import Cell, load_cell_data  # noqa: E402
 from rddpm_signals.subsequences import nearest_distances  # noqa: E402
 
 __all__ = ["cell_neighbours", "main"]
@@ -93,10 +94,7 @@ def cell_neighbours(data, m: int = 64, k_max: int = 4, seed: int = 0) -> dict:
 def held_by_fit(data, resolved: dict, rounds: str | Path) -> list[float]:
     """Per training event of ``data``, the share of its window points that the last cleaning round of the cell's
     ``round_maps.py`` run (``rounds/<key>.npz``) held out."""
-    saved = Path(rounds) / f"{resolved_key(resolved)}.npz"
-    if not saved.exists():
-        raise ValueError(f"{saved} not found: run benchmarks/round_maps.py on this cell with --out {rounds}")
-    with np.load(saved) as f:
+    with np.load(saved_rounds(rounds, resolved)) as f:
         mask = f["masks"][-1]
     index, _ = record_point_index(data.meta["train_layout"].positions, mask.shape[1])
     return [float(mask[(index >= a) & (index < b)].mean()) for _, a, b in data.meta["train_events"]]

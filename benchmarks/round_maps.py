@@ -246,6 +246,15 @@ def print_summary(summary: dict) -> None:
     )
 
 
+def saved_rounds(rounds: str | Path, resolved: dict) -> Path:
+    """Where this script saved the rounds of the cell ``resolved`` under ``--out rounds``; a one-line
+    ``ValueError`` when it has not run there."""
+    saved = Path(rounds) / f"{resolved_key(resolved)}.npz"
+    if not saved.exists():
+        raise ValueError(f"{saved} not found: run benchmarks/round_maps.py on this cell with --out {rounds}")
+    return saved
+
+
 def add_cell_arguments(p: argparse.ArgumentParser, preset: str = "robust") -> None:
     """The harness cell a run follows: ``--dataset --method --contamination --seed --preset --data``."""
     p.add_argument("--dataset", required=True)

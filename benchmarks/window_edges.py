@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generalise_table import parse_data_options, resolved_on_data  # noqa: E402
-from round_maps import add_cell_arguments  # noqa: E402
+from round_maps import add_cell_arguments, saved_rounds  # noqa: E402
 
 from rddpm_signals._io import atomic_write_text  # noqa: E402
 from rddpm_signals.cleaning import (  # noqa: E402
@@ -39,7 +39,7 @@ from rddpm_signals.cleaning import (  # noqa: E402
     resolve_auto,
     spread_across_windows,
 )
-from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data, resolved_key  # noqa: E402
+from rddpm_signals.harness.cells import Cell, build_detector, load_cell_data  # noqa: E402
 
 
 def unseen(drop: np.ndarray, positions: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -68,9 +68,7 @@ def held(drop: np.ndarray, truth: np.ndarray) -> str:
 def report(args: argparse.Namespace) -> list[str]:
     cell = Cell(args.dataset, args.method, args.contamination, args.seed, args.preset)
     resolved = resolved_on_data(cell, parse_data_options(args.data))
-    saved = Path(args.rounds) / f"{resolved_key(resolved)}.npz"
-    if not saved.exists():
-        raise ValueError(f"{saved} not found: run benchmarks/round_maps.py on this cell with --out {args.rounds}")
+    saved = saved_rounds(args.rounds, resolved)
     data = load_cell_data(resolved)
     layout = data.meta.get("train_layout") if isinstance(data.meta, dict) else None
     if layout is None or layout.n_items != 1:

@@ -77,6 +77,17 @@ AUTO_SAMPLES, AUTO_BLIND, AUTO_MARGIN, AUTO_TAIL_K = 64, 0.6, 0.05, 3.0
 DISCORD_REFERENCE, DISCORD_SCALE_SAMPLES, DISCORD_GAP, DISCORD_MIN_SAMPLES = 20000, 64, 4, 10
 
 
+def _required_positions(positions: object, n_samples: int, dims: int, setting: str, instead: str) -> np.ndarray:
+    """``positions`` checked (:func:`~rddpm_signals.cleaning.check_window_positions`) for a ``setting`` that needs
+    them, or a one-line ``ValueError`` naming it and the setting to pass ``instead``."""
+    if dims != 1 or positions is None:
+        raise ValueError(
+            f"{setting} needs 1D windows and fit(X, positions=...) — each window's record and first point (an "
+            f"adapter Layout's record and offset[:, 0]); or pass {instead}"
+        )
+    return check_window_positions(positions, n_samples)
+
+
 def channel_center_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel robust centre and scale of ``X`` ``(N, C, …)`` → two float32 ``(C,)`` arrays."""
     center, scale = robust_center_scale(np.moveaxis(X, 1, 0).reshape(X.shape[1], -1))
@@ -520,12 +531,9 @@ class RobustDiffusion(BaseDetector):
             return None
         if auto and (dims != 1 or positions is None):
             return None  # nothing to spread over
-        if dims != 1 or positions is None:
-            raise ValueError(
-                "clean_across_windows=True needs 1D windows and fit(X, positions=...) — each window's record and "
-                "first point (an adapter Layout's record and offset[:, 0]); or pass clean_across_windows=False"
-            )
-        return check_window_positions(positions, n_samples)
+        return _required_positions(
+            positions, n_samples, dims, "clean_across_windows=True", "clean_across_windows=False"
+        )
 
     def _chosen_cleaning(self, X: np.ndarray, dims: int, samples: object) -> dict:
         """The self-cleaning settings a fit on ``X`` (``dims``-D samples) uses: :meth:`_auto_settings`, with an
@@ -718,12 +726,9 @@ class RobustDiffusion(BaseDetector):
         else ``None`` (unused)."""
         if settings.get("prior") != "discord" or self.clean_prior_reference != "record":
             return None
-        if dims != 1 or positions is None:
-            raise ValueError(
-                "clean_prior_reference='record' needs 1D windows and fit(X, positions=...) — each window's record and "
-                "first point (an adapter Layout's record and offset[:, 0]); or pass clean_prior_reference='halves'"
-            )
-        return check_window_positions(positions, n_samples)
+        return _required_positions(
+            positions, n_samples, dims, "clean_prior_reference='record'", "clean_prior_reference='halves'"
+        )
 
     def _model_free_prior(self, data: torch.Tensor, positions: np.ndarray | None = None) -> np.ndarray | None:
         """``clean_prior``'s points ``(N, L)`` to hold out from the first step, from the normalised training samples
